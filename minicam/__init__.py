@@ -1,0 +1,63 @@
+"""minicam: a pure-NumPy reference for class activation maps.
+
+A small CNN whose every layer has a hand-written forward and backward (with
+a guided ReLU), and on it CAM, Grad-CAM, Guided Backpropagation and Guided
+Grad-CAM written from the papers' equations.
+
+Array conventions
+-----------------
+- Images and feature maps are NCHW. Conv weight ``W`` is ``(F, C, KH, KW)``,
+  bias ``(F,)``. Linear weight ``W`` is ``(out_features, in_features)`` and
+  ``y = x @ W.T + b``: PyTorch's layouts, so weights move between the two
+  without transposes.
+- float64 by default (gradient checks and identities hold to ~1e-12); every
+  layer keeps its input's dtype, so float32 works for speed.
+- Convolution is cross-correlation (no kernel flip) with zero padding.
+  Max-pool drops leftover rows/columns (floor mode); on ties the gradient
+  goes to the first maximum in row-major order of the window.
+  ReLU'(0) = 0. Flatten is channel-major (NCHW order).
+- No global random state: every initializer and generator takes a seed or a
+  ``numpy.random.Generator``.
+- No function writes into its arguments.
+"""
+
+from . import functional, gradcheck, layers, losses
+from ._validate import StateError
+from .layers import (
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    Layer,
+    Linear,
+    MaxPool2d,
+    ReLU,
+)
+from .losses import log_softmax, softmax, softmax_cross_entropy
+from .model import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AvgPool2d",
+    "BatchNorm2d",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2d",
+    "Layer",
+    "Linear",
+    "MaxPool2d",
+    "ReLU",
+    "Sequential",
+    "StateError",
+    "functional",
+    "gradcheck",
+    "layers",
+    "log_softmax",
+    "losses",
+    "softmax",
+    "softmax_cross_entropy",
+]

@@ -1,0 +1,109 @@
+"""Input checks shared by the whole package.
+
+Every public function validates its input with these helpers, so that bad
+input fails at the call with a message that names the argument, what was
+expected and what was received -- never deep inside NumPy.
+"""
+
+import numbers
+
+import numpy as np
+
+
+class StateError(RuntimeError, ValueError):
+    """An object was used in the wrong state (e.g. ``backward`` before ``forward``).
+
+    Subclasses both ``RuntimeError`` (what it is) and ``ValueError`` (so that
+    callers catching bad input catch it too).
+    """
+
+
+def check_float_array(x, name, ndim=None, finite=True):
+    """Return ``x`` if it is a floating-point ndarray of the right rank.
+
+    Parameters
+    ----------
+    x : object
+        The value to check.
+    name : str
+        Argument name used in error messages.
+    ndim : int or tuple of int, optional
+        Accepted number(s) of dimensions.
+    finite : bool
+        Also refuse NaN and infinity.
+
+    Raises
+    ------
+    TypeError
+        Not an ndarray, or not a floating-point dtype.
+    ValueError
+        Wrong number of dimensions, or non-finite values.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of floats, got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{name} must have a floating-point dtype (float64 or float32), got dtype {x.dtype}"
+        )
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"{name} must be {want}-D, got shape {x.shape} ({x.ndim}-D)")
+    if finite and not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return x
+
+
+def check_int(value, name, minimum=None):
+    """Return ``value`` as an int if it is an integer (not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_inclusive=True, high_inclusive=True):
+    """Return ``value`` as a float if it is a real number inside the given range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
+    return value
+
+
+def check_float_dtype(dtype, name="dtype"):
+    """Return ``np.dtype(dtype)`` if it is float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a NumPy floating dtype, got {dtype!r}") from err
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_generator(rng, name="rng"):
+    """Turn ``rng`` (None, an int seed or a Generator) into a ``numpy.random.Generator``.
+
+    ``None`` draws fresh entropy from the operating system: pass a seed to
+    reproduce. There is no global random state anywhere in minicam.
+    """
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"{name} seed must be >= 0, got {rng!r}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,0 +1,431 @@
+"""Stateless kernels: padding, im2col/col2im, convolution and pooling.
+
+Every operation comes twice: a *naive* loop version that reads like the
+textbook definition (what a student should read first), and a *fast*
+vectorized version used by the layers. The tests check that the two agree
+to rounding error, and that both agree with finite differences.
+
+Conventions (see ``minicam.__init__``): arrays are NCHW, convolution is
+cross-correlation (no kernel flip) with zero padding, pooling uses floor
+mode (leftover rows/columns are dropped) and max-pool ties send the gradient
+to the first maximum of the window in row-major order.
+
+Output size of a convolution or pooling window along one axis::
+
+    out = (size + 2 * padding - kernel_size) // stride + 1
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "output_size",
+    "pad2d",
+    "unpad2d",
+    "windows",
+    "im2col",
+    "col2im",
+    "conv2d_forward_naive",
+    "conv2d_backward_naive",
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward_naive",
+    "max_pool2d_backward_naive",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+
+def output_size(size, kernel_size, stride=1, padding=0):
+    """Number of window positions along one axis.
+
+    Parameters
+    ----------
+    size : int
+        Input length along the axis (before padding).
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    int
+        ``(size + 2 * padding - kernel_size) // stride + 1``.
+
+    Raises
+    ------
+    ValueError
+        When the kernel does not fit in the padded input.
+    """
+    padded = size + 2 * padding
+    if kernel_size > padded:
+        raise ValueError(
+            f"kernel_size {kernel_size} is larger than the padded input "
+            f"({size} + 2*{padding} = {padded})"
+        )
+    return (padded - kernel_size) // stride + 1
+
+
+def pad2d(x, padding):
+    """Zero-pad the two spatial axes of an NCHW array (returns a new array).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    padding : int
+
+    Returns
+    -------
+    ndarray, shape (N, C, H + 2*padding, W + 2*padding)
+    """
+    if padding == 0:
+        return x
+    p = padding
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="constant")
+
+
+def unpad2d(x, padding):
+    """Inverse of :func:`pad2d`: drop ``padding`` rows/columns on each side."""
+    if padding == 0:
+        return x
+    p = padding
+    return x[:, :, p:-p, p:-p]
+
+
+def windows(x, kernel_size, stride):
+    """Read-only view of every (kernel_size x kernel_size) window.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Already padded.
+    kernel_size, stride : int
+
+    Returns
+    -------
+    ndarray, shape (N, C, H_out, W_out, KH, KW)
+        A strided view (no copy); ``[n, c, i, j]`` is the window whose top-left
+        corner is ``(i * stride, j * stride)``.
+    """
+    k = kernel_size
+    h_out = (x.shape[2] - k) // stride + 1
+    w_out = (x.shape[3] - k) // stride + 1
+    view = sliding_window_view(x, (k, k), axis=(2, 3))
+    return view[:, :, : (h_out - 1) * stride + 1 : stride, : (w_out - 1) * stride + 1 : stride]
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    """Unfold every receptive field of ``x`` into one row of a matrix.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
+        Row ``(n * H_out + i) * W_out + j`` holds the window at output
+        position ``(i, j)`` of sample ``n``, flattened in ``(C, KH, KW)``
+        order, the order of a flattened conv weight ``W.reshape(F, -1)``.
+    """
+    win = windows(pad2d(x, padding), kernel_size, stride)  # (N, C, Ho, Wo, KH, KW)
+    n, c, h_out, w_out, kh, kw = win.shape
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, c * kh * kw)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
+    """Adjoint of :func:`im2col`: add every row back onto its window.
+
+    Overlapping windows accumulate, which is exactly what the gradient of
+    :func:`im2col` needs.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
+    x_shape : tuple (N, C, H, W)
+        Shape of the unpadded input.
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    ndarray, shape (N, C, H, W)
+    """
+    n, c, h, w = x_shape
+    k = kernel_size
+    h_out = output_size(h, k, stride, padding)
+    w_out = output_size(w, k, stride, padding)
+    cols6 = cols.reshape(n, h_out, w_out, c, k, k).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, Ho, Wo)
+    out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    # One strided add per kernel offset: KH*KW vectorized adds instead of
+    # one per output position.
+    for i in range(k):
+        for j in range(k):
+            out[:, :, i : i + stride * h_out : stride, j : j + stride * w_out : stride] += cols6[:, :, i, j]
+    return unpad2d(out, padding)
+
+
+# ----------------------------------------------------------------------------
+# Convolution
+# ----------------------------------------------------------------------------
+
+
+def conv2d_forward_naive(x, W, b, stride=1, padding=0):
+    """Cross-correlation by explicit loops (the definition, for reading).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    W : ndarray, shape (F, C, KH, KW)
+    b : ndarray, shape (F,)
+    stride, padding : int
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, H_out, W_out)
+
+    Notes
+    -----
+    .. math:: out[n, f, i, j] = b_f + \\sum_{c, p, q} W[f, c, p, q]\\,
+              x_{pad}[n, c, i s + p, j s + q]
+    """
+    n, _, h, w = x.shape
+    f, _, kh, kw = W.shape
+    h_out = output_size(h, kh, stride, padding)
+    w_out = output_size(w, kw, stride, padding)
+    xp = pad2d(x, padding)
+    out = np.zeros((n, f, h_out, w_out), dtype=x.dtype)
+    for s in range(n):
+        for k in range(f):
+            for i in range(h_out):
+                for j in range(w_out):
+                    window = xp[s, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+                    out[s, k, i, j] = np.sum(window * W[k]) + b[k]
+    return out
+
+
+def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
+    """Gradients of :func:`conv2d_forward_naive` by explicit loops.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, F, H_out, W_out)
+    x : ndarray, shape (N, C, H, W)
+    W : ndarray, shape (F, C, KH, KW)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dW : ndarray, shape (F, C, KH, KW)
+    db : ndarray, shape (F,)
+
+    Notes
+    -----
+    Each output ``out[n, f, i, j]`` touched one window of ``x_pad``; its
+    upstream gradient flows back to that window weighted by ``W[f]`` and to
+    ``W[f]`` weighted by that window.
+    """
+    n, _, h, w = x.shape
+    f, _, kh, kw = W.shape
+    _, _, h_out, w_out = dout.shape
+    xp = pad2d(x, padding)
+    dxp = np.zeros_like(xp)
+    dW = np.zeros_like(W)
+    db = np.zeros(f, dtype=W.dtype)
+    for s in range(n):
+        for k in range(f):
+            for i in range(h_out):
+                for j in range(w_out):
+                    g = dout[s, k, i, j]
+                    rows = slice(i * stride, i * stride + kh)
+                    cols = slice(j * stride, j * stride + kw)
+                    dxp[s, :, rows, cols] += g * W[k]
+                    dW[k] += g * xp[s, :, rows, cols]
+                    db[k] += g
+    return unpad2d(dxp, padding), dW, db
+
+
+def conv2d_forward(x, W, b, stride=1, padding=0):
+    """Cross-correlation as one matrix product (im2col).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    W : ndarray, shape (F, C, KH, KW)
+    b : ndarray, shape (F,)
+    stride, padding : int
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, H_out, W_out)
+    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
+        The unfolded input, returned so that backward need not rebuild it.
+    """
+    n, _, h, w = x.shape
+    f, _, kh, _ = W.shape
+    h_out = output_size(h, kh, stride, padding)
+    w_out = output_size(w, kh, stride, padding)
+    cols = im2col(x, kh, stride, padding)
+    out = cols @ W.reshape(f, -1).T + b  # (N*Ho*Wo, F)
+    out = out.reshape(n, h_out, w_out, f).transpose(0, 3, 1, 2)  # (N, F, Ho, Wo)
+    return np.ascontiguousarray(out), cols
+
+
+def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
+    """Gradients of :func:`conv2d_forward` from its unfolded input.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, F, H_out, W_out)
+    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
+        As returned by :func:`conv2d_forward`.
+    x_shape : tuple (N, C, H, W)
+    W : ndarray, shape (F, C, KH, KW)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dW : ndarray, shape (F, C, KH, KW)
+    db : ndarray, shape (F,)
+
+    Notes
+    -----
+    With ``out_mat = cols @ W_mat.T + b``: ``dW_mat = dout_mat.T @ cols``,
+    ``db = sum(dout_mat, axis=0)``, ``dcols = dout_mat @ W_mat`` and ``dx``
+    is ``col2im(dcols)``.
+    """
+    f = W.shape[0]
+    dout_mat = dout.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*Ho*Wo, F)
+    dW = (dout_mat.T @ cols).reshape(W.shape)
+    db = dout_mat.sum(axis=0)
+    dcols = dout_mat @ W.reshape(f, -1)  # (N*Ho*Wo, C*KH*KW)
+    dx = col2im(dcols, x_shape, W.shape[2], stride, padding)
+    return dx, dW, db
+
+
+# ----------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------
+
+
+def max_pool2d_forward_naive(x, kernel_size, stride):
+    """Max pooling by explicit loops (floor mode).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride : int
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+    """
+    n, c, h, w = x.shape
+    k = kernel_size
+    h_out = output_size(h, k, stride)
+    w_out = output_size(w, k, stride)
+    out = np.zeros((n, c, h_out, w_out), dtype=x.dtype)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(h_out):
+                for j in range(w_out):
+                    out[s, ch, i, j] = x[s, ch, i * stride : i * stride + k, j * stride : j * stride + k].max()
+    return out
+
+
+def max_pool2d_backward_naive(dout, x, kernel_size, stride):
+    """Gradient of max pooling by explicit loops.
+
+    Each window's upstream gradient goes to its *first* maximum in row-major
+    order (``np.argmax`` semantics), so ties are resolved deterministically.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    """
+    n, c, _, _ = x.shape
+    k = kernel_size
+    _, _, h_out, w_out = dout.shape
+    dx = np.zeros_like(x)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(h_out):
+                for j in range(w_out):
+                    window = x[s, ch, i * stride : i * stride + k, j * stride : j * stride + k]
+                    p, q = np.unravel_index(np.argmax(window), window.shape)
+                    dx[s, ch, i * stride + p, j * stride + q] += dout[s, ch, i, j]
+    return dx
+
+
+def max_pool2d_forward(x, kernel_size, stride):
+    """Vectorized max pooling.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+    argmax : ndarray of int, shape (N, C, H_out, W_out)
+        Flat index ``p * KW + q`` of the first maximum inside each window.
+    """
+    k = kernel_size
+    output_size(x.shape[2], k, stride)
+    output_size(x.shape[3], k, stride)
+    win = windows(x, k, stride)  # (N, C, Ho, Wo, KH, KW)
+    flat = win.reshape(win.shape[:4] + (k * k,))
+    argmax = np.argmax(flat, axis=-1)
+    out = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    return out, argmax
+
+
+def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
+    """Vectorized gradient of max pooling from the stored argmax.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, C, H_out, W_out)
+    argmax : ndarray of int, shape (N, C, H_out, W_out)
+    x_shape : tuple (N, C, H, W)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    """
+    k = kernel_size
+    _, _, h_out, w_out = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    # For each offset (p, q) inside the window, route the windows whose
+    # maximum sits there; += accumulates overlapping windows (stride < k).
+    for p in range(k):
+        for q in range(k):
+            routed = np.where(argmax == p * k + q, dout, 0)
+            dx[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] += routed
+    return dx
+
+
+def avg_pool2d_forward(x, kernel_size, stride):
+    """Vectorized average pooling (floor mode, no padding).
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+    """
+    k = kernel_size
+    output_size(x.shape[2], k, stride)
+    output_size(x.shape[3], k, stride)
+    return windows(x, k, stride).mean(axis=(-2, -1))
+
+
+def avg_pool2d_backward(dout, x_shape, kernel_size, stride):
+    """Gradient of average pooling: each window shares its gradient equally.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    """
+    k = kernel_size
+    _, _, h_out, w_out = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    share = dout / (k * k)
+    for p in range(k):
+        for q in range(k):
+            dx[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] += share
+    return dx

@@ -1,0 +1,85 @@
+"""Softmax, log-softmax and the softmax cross-entropy loss, stable for large logits."""
+
+import numpy as np
+
+from ._validate import check_float_array
+
+__all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "check_labels"]
+
+
+def log_softmax(scores):
+    """Row-wise log-softmax by the log-sum-exp trick.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (N, M)
+
+    Returns
+    -------
+    ndarray, shape (N, M)
+
+    Notes
+    -----
+    .. math:: \\log p_c = s_c - m - \\log \\sum_j e^{s_j - m}, \\quad m = \\max_j s_j
+
+    Subtracting the row maximum keeps every exponent <= 0, so no overflow for
+    logits like 1000 and no ``log(0)`` for the winning class.
+    """
+    check_float_array(scores, "scores", ndim=2)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(scores):
+    """Row-wise softmax, ``exp(log_softmax(scores))``.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (N, M)
+
+    Returns
+    -------
+    ndarray, shape (N, M); each row sums to 1.
+    """
+    return np.exp(log_softmax(scores))
+
+
+def check_labels(y, n, num_classes, name="y"):
+    """Validate integer class labels: shape (n,), values in [0, num_classes)."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of int class labels, got {type(y).__name__}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name} must have an integer dtype, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) to match the scores, got {y.shape}")
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        bad = y[(y < 0) | (y >= num_classes)][0]
+        raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got {int(bad)}")
+    return y
+
+
+def softmax_cross_entropy(scores, y):
+    """Mean cross-entropy of the softmax of ``scores`` and its gradient.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (N, M)
+        Logits.
+    y : ndarray of int, shape (N,)
+        Class labels in ``[0, M)``.
+
+    Returns
+    -------
+    loss : float
+        :math:`-\\frac{1}{N}\\sum_n \\log p_{n, y_n}`.
+    dscores : ndarray, shape (N, M)
+        :math:`(p - \\mathrm{onehot}(y)) / N`.
+    """
+    logp = log_softmax(scores)
+    n, m = scores.shape
+    check_labels(y, n, m)
+    rows = np.arange(n)
+    loss = float(-logp[rows, y].mean())
+    dscores = np.exp(logp)
+    dscores[rows, y] -= 1.0
+    return loss, dscores / n

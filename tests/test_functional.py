@@ -1,0 +1,131 @@
+"""Naive (loop) and fast (vectorized) kernels agree, and the hand-checkable cases hold."""
+
+import numpy as np
+import pytest
+
+from minicam import functional as F
+
+CONV_GRID = [
+    # (N, C, H, W, F, K, stride, padding): non-square, odd sizes, stride 2, padding
+    (2, 3, 7, 5, 4, 3, 1, 1),
+    (2, 2, 8, 7, 3, 3, 2, 1),
+    (1, 3, 5, 6, 2, 2, 2, 0),
+    (2, 1, 6, 9, 2, 5, 1, 2),
+    (1, 2, 9, 4, 3, 3, 2, 0),
+    (2, 2, 7, 10, 3, 3, 3, 0),
+]
+
+
+def test_hand_checkable_convolution():
+    # 1 channel, 3x3 input, 2x2 kernel: every output is a 4-term sum you can do by hand.
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)  # [[0,1,2],[3,4,5],[6,7,8]]
+    W = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])  # top-left minus bottom-right
+    b = np.array([0.5])
+    expected = np.array([[[[0 - 4 + 0.5, 1 - 5 + 0.5], [3 - 7 + 0.5, 4 - 8 + 0.5]]]])
+    np.testing.assert_array_equal(F.conv2d_forward_naive(x, W, b), expected)
+    np.testing.assert_array_equal(F.conv2d_forward(x, W, b)[0], expected)
+    # Cross-correlation, not convolution: a flipped kernel would give +3.5 here.
+    assert expected[0, 0, 0, 0] == -3.5
+
+
+def test_hand_checkable_padding_and_stride():
+    x = np.ones((1, 1, 3, 3))
+    W = np.ones((1, 1, 3, 3))
+    out = F.conv2d_forward_naive(x, W, np.zeros(1), stride=2, padding=1)
+    # Corners of the padded input see a 2x2 block of ones.
+    np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 4.0))
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_conv_fast_matches_naive(n, c, h, w, f, k, s, p, rng):
+    x = rng.standard_normal((n, c, h, w))
+    W = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    slow = F.conv2d_forward_naive(x, W, b, s, p)
+    fast, cols = F.conv2d_forward(x, W, b, s, p)
+    assert fast.shape == (n, f, F.output_size(h, k, s, p), F.output_size(w, k, s, p))
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(fast.shape)
+    dx_s, dW_s, db_s = F.conv2d_backward_naive(dout, x, W, s, p)
+    dx_f, dW_f, db_f = F.conv2d_backward(dout, cols, x.shape, W, s, p)
+    np.testing.assert_allclose(dx_f, dx_s, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dW_f, dW_s, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db_f, db_s, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_naive_conv_backward_matches_finite_differences(n, c, h, w, f, k, s, p, rng):
+    from minicam.gradcheck import numerical_gradient, rel_error
+
+    x = rng.standard_normal((n, c, h, w))
+    W = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    dout = rng.standard_normal(F.conv2d_forward_naive(x, W, b, s, p).shape)
+    dx, dW, db = F.conv2d_backward_naive(dout, x, W, s, p)
+    assert rel_error(dx, numerical_gradient(lambda v: F.conv2d_forward_naive(v, W, b, s, p), x.copy(), dout)) < 1e-7
+    assert rel_error(dW, numerical_gradient(lambda v: F.conv2d_forward_naive(x, v, b, s, p), W.copy(), dout)) < 1e-7
+    assert rel_error(db, numerical_gradient(lambda v: F.conv2d_forward_naive(x, W, v, s, p), b.copy(), dout)) < 1e-7
+
+
+def test_im2col_col2im_are_adjoint(rng):
+    # <im2col(x), C> == <x, col2im(C)>: col2im is exactly the transpose of im2col.
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = F.im2col(x, 3, stride=2, padding=1)
+    C = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * C)
+    rhs = np.sum(x * F.col2im(C, x.shape, 3, stride=2, padding=1))
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+
+
+def test_im2col_row_layout():
+    x = np.arange(2 * 4 * 4, dtype=np.float64).reshape(1, 2, 4, 4)
+    cols = F.im2col(x, 2, stride=2)
+    assert cols.shape == (4, 2 * 2 * 2)
+    # Row 1 is the window at output (0, 1): columns 2..3 of rows 0..1, both channels.
+    np.testing.assert_array_equal(cols[1], np.concatenate([x[0, 0, 0:2, 2:4].ravel(), x[0, 1, 0:2, 2:4].ravel()]))
+
+
+@pytest.mark.parametrize("k,s,h,w", [(2, 2, 6, 5), (3, 2, 7, 7), (2, 1, 5, 4), (3, 3, 7, 8)])
+def test_max_pool_fast_matches_naive(k, s, h, w, rng):
+    x = rng.standard_normal((2, 3, h, w))
+    out, argmax = F.max_pool2d_forward(x, k, s)
+    np.testing.assert_array_equal(out, F.max_pool2d_forward_naive(x, k, s))
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dout, argmax, x.shape, k, s), F.max_pool2d_backward_naive(dout, x, k, s), rtol=0, atol=1e-15
+    )
+
+
+def test_max_pool_ties_go_to_first_maximum_in_row_major_order():
+    x = np.array([[[[1.0, 3.0], [3.0, 3.0]]]])  # three tied maxima
+    out, argmax = F.max_pool2d_forward(x, 2, 2)
+    assert out[0, 0, 0, 0] == 3.0
+    dx = F.max_pool2d_backward(np.ones((1, 1, 1, 1)), argmax, x.shape, 2, 2)
+    np.testing.assert_array_equal(dx, [[[[0.0, 1.0], [0.0, 0.0]]]])
+    np.testing.assert_array_equal(F.max_pool2d_backward_naive(np.ones((1, 1, 1, 1)), x, 2, 2), dx)
+
+
+def test_max_pool_floor_mode_drops_leftovers():
+    x = np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5)
+    out, _ = F.max_pool2d_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, [[[[6.0, 8.0], [16.0, 18.0]]]])
+
+
+def test_avg_pool_hand_example_and_backward():
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    out = F.avg_pool2d_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, [[[[2.5, 4.5], [10.5, 12.5]]]])
+    dx = F.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, 2)
+    np.testing.assert_array_equal(dx, np.full((1, 1, 4, 4), 0.25))
+
+
+@pytest.mark.parametrize(
+    "size,k,s,p,expected", [(32, 3, 1, 1, 32), (7, 3, 2, 1, 4), (5, 2, 2, 0, 2), (6, 5, 1, 2, 6), (7, 3, 3, 0, 2)]
+)
+def test_output_size_formula(size, k, s, p, expected):
+    assert F.output_size(size, k, s, p) == expected
+
+
+def test_output_size_rejects_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match="kernel_size 5 is larger than the padded input"):
+        F.output_size(3, 5, 1, 0)

@@ -1,0 +1,240 @@
+"""Every layer x configuration x shape: gradients checked, rules hold, bad input refused."""
+
+import numpy as np
+import pytest
+
+import minicam as mc
+from minicam import gradcheck as gc
+
+CASES = gc.layer_cases(seed=0)
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_layer_backward_matches_finite_differences(label, layer, x):
+    errors = gc.check_layer(layer, x, rng=7)
+    expected_keys = {"x"} | set(layer.params)
+    assert set(errors) == expected_keys
+    for quantity, err in errors.items():
+        assert err < gc.LAYER_TOL, f"{label}: d{quantity} relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_layer_never_writes_into_its_arguments(label, layer, x, rng):
+    x_before = x.copy()
+    out = layer.forward(x)
+    out_before = out.copy()
+    dout = rng.standard_normal(out.shape)
+    dout_before = dout.copy()
+    if isinstance(layer, mc.ReLU):
+        for mode in mc.layers.RELU_MODES:
+            layer.backward(dout, mode=mode)
+    else:
+        layer.backward(dout)
+        layer.backward(dout)  # the cache survives backward
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    np.testing.assert_array_equal(out, out_before)
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_layer_keeps_float32(label, layer, x, rng):
+    out = layer.forward(x.astype(np.float32))
+    assert out.dtype == np.float32
+    dx = layer.backward(rng.standard_normal(out.shape).astype(np.float32))
+    assert dx.dtype == np.float32
+    for key, g in layer.grads.items():
+        assert g.dtype == layer.params[key].dtype
+
+
+def test_relu_modes_hand_example():
+    relu = mc.ReLU()
+    x = np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0, 0.0, 1.0, 2.0]])
+    dout = np.array([[1.0, -1.0, 1.0, -1.0, 1.0]])
+    # standard: gradient passes where x > 0 (ReLU'(0) = 0)
+    np.testing.assert_array_equal(relu.backward(dout), [[0.0, 0.0, 0.0, -1.0, 1.0]])
+    # guided: where x > 0 AND dout > 0
+    np.testing.assert_array_equal(relu.backward(dout, mode="guided"), [[0.0, 0.0, 0.0, 0.0, 1.0]])
+    # deconvnet: where dout > 0, whatever x was
+    np.testing.assert_array_equal(relu.backward(dout, mode="deconvnet"), [[1.0, 0.0, 1.0, 0.0, 1.0]])
+
+
+def test_relu_rule_errors_are_zero(rng):
+    x = gc.kink_free_input((2, 3, 4, 5), rng)
+    errors = gc.relu_rule_errors(x, rng.standard_normal(x.shape))
+    assert errors == {"standard": 0.0, "guided": 0.0, "deconvnet": 0.0}
+
+
+def test_relu_output_has_no_negative_zero():
+    out = mc.ReLU().forward(np.array([-1.0, -0.0, 2.0]))
+    assert not np.any(np.signbit(out))
+
+
+def test_conv_he_init_is_seeded_and_scaled():
+    a = mc.Conv2d(16, 32, 3, rng=5)
+    b = mc.Conv2d(16, 32, 3, rng=5)
+    c = mc.Conv2d(16, 32, 3, rng=6)
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(a.params["W"], c.params["W"])
+    np.testing.assert_array_equal(a.params["b"], 0.0)
+    # std sqrt(2 / fan_in) with fan_in = 16 * 9 = 144, estimated from 4608 draws
+    assert abs(a.params["W"].std() / np.sqrt(2 / 144) - 1) < 0.05
+    lin = mc.Linear(200, 100, rng=np.random.default_rng(0))
+    assert abs(lin.params["W"].std() / np.sqrt(2 / 200) - 1) < 0.05
+    assert mc.Conv2d(1, 1, 1, dtype=np.float32).params["W"].dtype == np.float32
+
+
+def test_conv_output_shape_formula():
+    conv = mc.Conv2d(3, 8, 3, stride=2, padding=1, rng=0)
+    out = conv.forward(np.zeros((2, 3, 9, 6)))
+    assert out.shape == (2, 8, 5, 3) == conv.output_shape((2, 3, 9, 6))
+
+
+def test_linear_uses_pytorch_layout(rng):
+    lin = mc.Linear(3, 2, rng=0)
+    x = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(lin.forward(x), x @ lin.params["W"].T + lin.params["b"])
+    assert lin.params["W"].shape == (2, 3)
+
+
+def test_flatten_is_channel_major():
+    x = np.arange(24, dtype=np.float64).reshape(2, 3, 2, 2)
+    out = mc.Flatten().forward(x)
+    np.testing.assert_array_equal(out[0], np.arange(12))
+
+
+def test_global_avg_pool_gradient_is_uniform():
+    gap = mc.GlobalAvgPool2d()
+    gap.forward(np.zeros((1, 2, 3, 4)))
+    dx = gap.backward(np.array([[12.0, 24.0]]))
+    np.testing.assert_array_equal(dx[0, 0], np.ones((3, 4)))
+    np.testing.assert_array_equal(dx[0, 1], np.full((3, 4), 2.0))
+
+
+def test_dropout_train_and_eval(rng):
+    x = np.ones((200, 50))
+    drop = mc.Dropout(0.3, rng=0)
+    out = drop.forward(x)
+    kept = out != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(out[kept], 1 / 0.7)  # inverted dropout keeps the expectation
+    np.testing.assert_array_equal(drop.backward(x) != 0, kept)  # gradient uses the same mask
+    drop.eval()
+    np.testing.assert_array_equal(drop.forward(x), x)
+    a = mc.Dropout(0.5, rng=3).forward(x)
+    b = mc.Dropout(0.5, rng=3).forward(x)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_batchnorm_training_statistics(rng):
+    bn = mc.BatchNorm2d(3, momentum=0.1)
+    x = 3.0 + 2.0 * rng.standard_normal((8, 3, 4, 5))
+    out = bn.forward(x)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1.0, rtol=1e-4)  # eps = 1e-5 shrinks it slightly
+    m = 8 * 4 * 5
+    np.testing.assert_allclose(bn.buffers["running_mean"], 0.1 * x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(bn.buffers["running_var"], 0.9 + 0.1 * x.var(axis=(0, 2, 3)) * m / (m - 1))
+
+
+def test_batchnorm_eval_uses_running_statistics(rng):
+    bn = mc.BatchNorm2d(2)
+    bn.buffers["running_mean"] = np.array([1.0, -1.0])
+    bn.buffers["running_var"] = np.array([4.0, 0.25])
+    bn.params["gamma"] = np.array([2.0, 1.0])
+    bn.params["beta"] = np.array([0.0, 1.0])
+    bn.eval()
+    x = rng.standard_normal((3, 2, 2, 2))
+    out = bn.forward(x)
+    want0 = 2.0 * (x[:, 0] - 1.0) / np.sqrt(4.0 + 1e-5)
+    want1 = (x[:, 1] + 1.0) / np.sqrt(0.25 + 1e-5) + 1.0
+    np.testing.assert_allclose(out[:, 0], want0, rtol=1e-13)
+    np.testing.assert_allclose(out[:, 1], want1, rtol=1e-13)
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    bn.forward(x)
+    for k in before:
+        np.testing.assert_array_equal(bn.buffers[k], before[k])
+
+
+def test_repr_shows_hyperparameters_and_shapes():
+    r = repr(mc.Conv2d(3, 8, 5, stride=2, padding=1, rng=0))
+    assert "in_channels=3" in r and "kernel_size=5" in r and "stride=2" in r and "(8, 3, 5, 5)" in r
+    assert "p=0.25" in repr(mc.Dropout(0.25, rng=0))
+    assert "(10, 4)" in repr(mc.Linear(4, 10, rng=0))
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make,x,err,match",
+    [
+        (lambda: mc.Conv2d(3, 4, 3, rng=0), np.zeros((3, 5, 5)), ValueError, "x must be 4-D"),
+        (lambda: mc.Conv2d(3, 4, 3, rng=0), np.zeros((1, 2, 5, 5)), ValueError, "expects 3 input channels, got 2"),
+        (lambda: mc.Conv2d(3, 4, 3, rng=0), np.zeros((1, 3, 5, 5), dtype=int), TypeError, "floating-point dtype"),
+        (lambda: mc.Conv2d(3, 4, 3, rng=0), np.zeros((1, 3, 5, 5), dtype=object), TypeError, "floating-point dtype"),
+        (lambda: mc.Conv2d(3, 4, 3, rng=0), [[1.0]], TypeError, "numpy.ndarray"),
+        (lambda: mc.Conv2d(1, 1, 7, padding=1, rng=0), np.zeros((1, 1, 4, 4)), ValueError, "kernel_size 7 is larger"),
+        (lambda: mc.MaxPool2d(3), np.zeros((1, 1, 2, 5)), ValueError, "kernel_size 3 is larger"),
+        (lambda: mc.Linear(4, 2, rng=0), np.zeros((2, 5)), ValueError, "expects 4 input features, got 5"),
+        (lambda: mc.Linear(4, 2, rng=0), np.zeros((2, 4, 1)), ValueError, "x must be 2-D"),
+        (lambda: mc.BatchNorm2d(3), np.zeros((2, 4, 3, 3)), ValueError, "expects 3 channels, got 4"),
+        (lambda: mc.GlobalAvgPool2d(), np.zeros((2, 4)), ValueError, "x must be 4-D"),
+        (lambda: mc.ReLU(), np.array([1.0, np.nan]), ValueError, "NaN"),
+    ],
+)
+def test_forward_refuses_bad_input(make, x, err, match):
+    with pytest.raises(err, match=match):
+        make().forward(x)
+
+
+@pytest.mark.parametrize(
+    "make,err,match",
+    [
+        (lambda: mc.Conv2d(0, 4, 3), ValueError, "in_channels must be >= 1, got 0"),
+        (lambda: mc.Conv2d(3, 4, 2.5), TypeError, "kernel_size must be an int"),
+        (lambda: mc.Conv2d(3, 4, 3, stride=0), ValueError, "stride must be >= 1"),
+        (lambda: mc.Conv2d(3, 4, 3, padding=-1), ValueError, "padding must be >= 0"),
+        (lambda: mc.Conv2d(3, 4, 3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+        (lambda: mc.Conv2d(3, 4, 3, rng="seed"), TypeError, "rng must be None, an int seed"),
+        (lambda: mc.Linear(4, True), TypeError, "out_features must be an int"),
+        (lambda: mc.MaxPool2d(0), ValueError, "kernel_size must be >= 1"),
+        (lambda: mc.Dropout(1.0), ValueError, r"p must be in \[0.0, 1.0\)"),
+        (lambda: mc.Dropout(-0.1), ValueError, "p must be in"),
+        (lambda: mc.BatchNorm2d(3, eps=0), ValueError, "eps must be in"),
+    ],
+)
+def test_constructors_refuse_bad_arguments(make, err, match):
+    with pytest.raises(err, match=match):
+        make()
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_backward_before_forward_is_refused(label, layer, x):
+    import copy
+
+    fresh = copy.deepcopy(layer)
+    fresh._cache = None
+    with pytest.raises(mc.StateError, match="backward called before forward"):
+        fresh.backward(np.zeros(fresh.output_shape(x.shape)))
+    with pytest.raises(ValueError):  # StateError is also a ValueError
+        fresh.backward(np.zeros(fresh.output_shape(x.shape)))
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_backward_refuses_wrong_dout_shape(label, layer, x):
+    out = layer.forward(x)
+    with pytest.raises(ValueError, match="dout must have the shape"):
+        layer.backward(np.zeros(out.shape + (1,)))
+
+
+def test_relu_refuses_unknown_mode():
+    relu = mc.ReLU()
+    relu.forward(np.ones(3))
+    with pytest.raises(ValueError, match="mode must be one of .* got 'guide'"):
+        relu.backward(np.ones(3), mode="guide")
+
+
+def test_batchnorm_train_needs_more_than_one_value():
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        mc.BatchNorm2d(2).forward(np.ones((1, 2, 1, 1)))
