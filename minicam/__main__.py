@@ -53,6 +53,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
 
+    # One line per command; each _add_<command> function lives below.
+    _add_gradcheck(sub)
+    return parser
+
+
+def _add_gradcheck(sub):
     p = sub.add_parser(
         "gradcheck",
         help="check every layer's backward (and every ReLU mode) against central differences",
@@ -61,7 +67,6 @@ def build_parser():
     )
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and weights (default 0)")
     p.set_defaults(func=_cmd_gradcheck)
-    return parser
 
 
 def main(argv=None):
