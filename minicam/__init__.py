@@ -21,7 +21,7 @@ Array conventions
 - No function writes into its arguments.
 """
 
-from . import functional, gradcheck, layers, losses
+from . import exercises, functional, gradcheck, layers, losses
 from ._validate import StateError
 from .layers import (
     AvgPool2d,
@@ -53,6 +53,7 @@ __all__ = [
     "ReLU",
     "Sequential",
     "StateError",
+    "exercises",
     "functional",
     "gradcheck",
     "layers",
