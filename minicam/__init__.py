@@ -37,10 +37,54 @@ from .layers import (
 )
 from .losses import log_softmax, softmax, softmax_cross_entropy
 from .model import Sequential
+from . import explain
+from .explain import (
+    cam,
+    class_target,
+    deconvnet,
+    eigen_cam,
+    grad_cam,
+    grad_cam_plus_plus,
+    guided_backprop,
+    guided_grad_cam,
+    hires_cam,
+    layer_cam,
+    normalize,
+    occlusion,
+    saliency,
+    saliency_map,
+    score_cam,
+    similarity_target,
+    smoothgrad,
+    upsample,
+    xgrad_cam,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # explanations (minicam.explain)
+    "cam",
+    "class_target",
+    "deconvnet",
+    "eigen_cam",
+    "explain",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_backprop",
+    "guided_grad_cam",
+    "hires_cam",
+    "layer_cam",
+    "normalize",
+    "occlusion",
+    "saliency",
+    "saliency_map",
+    "score_cam",
+    "similarity_target",
+    "smoothgrad",
+    "upsample",
+    "xgrad_cam",
+    # foundation
     "AvgPool2d",
     "BatchNorm2d",
     "Conv2d",

@@ -1,0 +1,255 @@
+"""Shared machinery of the explanation methods.
+
+Input checks (model, ``x``, ``layer``, ``class_idx``, ``score``), the forward
+pass that resolves the explained target, and a guard that leaves the model as
+it was found. Every method in :mod:`minicam.explain` is built on these, so the
+conventions are the same everywhere:
+
+- the explained quantity is a function of the model's **last output**
+  (whatever its last layer is), chosen by ``class_idx`` and ``score``, or by a
+  custom ``target`` callable (see :mod:`minicam.explain.targets`);
+- one forward and one backward pass per batch: the upstream gradient has one
+  row per sample, so a batch gives per-sample maps;
+- the model runs in the mode it is in (train/eval is never switched).
+"""
+
+import contextlib
+import numbers
+
+import numpy as np
+
+from .._validate import check_float_array
+from ..model import Sequential
+from .targets import SCORES, ClassScore, evaluate_target
+
+__all__ = [
+    "check_model",
+    "check_input",
+    "check_score",
+    "check_target_args",
+    "resolve_layer",
+    "resolve_class_idx",
+    "resolve_target",
+    "untouched",
+    "layer_gradients",
+]
+
+
+def check_model(model):
+    """Refuse anything but a :class:`minicam.Sequential`."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a minicam.Sequential, got {type(model).__name__}")
+    return model
+
+
+def check_input(model, x, image=False):
+    """Check that ``x`` is a float batch the model accepts; return each layer's output shape.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : ndarray, shape (N, ...)
+        A batch (N >= 1) of what the model's first layer takes.
+    image : bool
+        Also require a 4-D image batch (N, C, H, W).
+
+    Returns
+    -------
+    list of (name, shape)
+        :meth:`Sequential.output_shapes` for ``x.shape`` (nothing is computed).
+    """
+    check_model(model)
+    check_float_array(x, "x", ndim=4 if image else None)
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError(f"x must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+    try:
+        return model.output_shapes(x.shape)
+    except ValueError as err:
+        raise ValueError(f"x of shape {x.shape} does not fit the model: {err}") from None
+
+
+def check_score(score):
+    """``score`` must be one of :data:`SCORES`."""
+    if not isinstance(score, str) or score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    return score
+
+
+def check_target_args(class_idx, score, target, default_score="logit"):
+    """Either ``class_idx`` (+ ``score``) or a ``target`` callable, not both."""
+    check_score(score)
+    if target is None:
+        return
+    if not callable(target):
+        raise TypeError(f"target must be a callable scores -> (value, dscores), got {type(target).__name__}")
+    if class_idx is not None:
+        raise ValueError(
+            f"give class_idx or target, not both: target defines what is explained (got class_idx={class_idx!r})"
+        )
+    if score != default_score:
+        raise ValueError(f"score applies to class scores; with a target it must stay {default_score!r}, got {score!r}")
+
+
+def resolve_layer(model, shapes, layer):
+    """Name of the feature-map layer: ``layer`` checked, or the last layer with a 4-D output.
+
+    Parameters
+    ----------
+    model : Sequential
+    shapes : list of (name, shape), from :func:`check_input`
+    layer : str or None
+
+    Returns
+    -------
+    str
+    """
+    four_d = [name for name, shape in shapes if len(shape) == 4]
+    if layer is None:
+        if not four_d:
+            raise ValueError(
+                "layer=None picks the last layer with a 4-D output (N, K, h, w), but no layer of this model "
+                f"outputs one (output shapes: {shapes}); a CAM method needs a feature map"
+            )
+        return four_d[-1]
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a layer name (str), got {layer!r} ({type(layer).__name__})")
+    if layer not in model:
+        raise ValueError(f"layer must name a layer of the model, one of {model.names}, got {layer!r}")
+    shape = dict(shapes)[layer]
+    if len(shape) != 4:
+        raise ValueError(
+            f"layer must output a 4-D feature map (N, K, h, w) for a CAM method; layer {layer!r} outputs shape "
+            f"{shape}. Layers with a 4-D output: {four_d}"
+        )
+    return layer
+
+
+def resolve_class_idx(class_idx, scores):
+    """``class_idx`` as an int array of shape (N,), checked against ``scores`` (N, M).
+
+    Parameters
+    ----------
+    class_idx : int, sequence of N ints, ndarray of N ints, or None
+        ``None`` is the predicted class ``argmax_c scores[n, c]`` of each sample.
+    scores : ndarray, shape (N, M)
+        The model's output.
+
+    Returns
+    -------
+    ndarray of int64, shape (N,)
+    """
+    if scores.ndim != 2:
+        raise ValueError(
+            f"class_idx selects a column of the model's output, which must be 2-D (N, M); this model outputs "
+            f"shape {scores.shape}. Explain another quantity with target=..."
+        )
+    n, m = scores.shape
+    if class_idx is None:
+        return scores.argmax(axis=1)
+    if isinstance(class_idx, (bool, np.bool_)):
+        raise TypeError(f"class_idx must be an int or a sequence of ints, got {class_idx!r}")
+    if isinstance(class_idx, numbers.Integral):
+        idx = np.full(n, int(class_idx), dtype=np.int64)
+    else:
+        if isinstance(class_idx, (str, bytes)) or not hasattr(class_idx, "__len__"):
+            raise TypeError(
+                f"class_idx must be an int, a sequence of N ints or None, got {class_idx!r} ({type(class_idx).__name__})"
+            )
+        arr = np.asarray(class_idx)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            raise ValueError(f"class_idx must hold one class per sample (N={n}), got shape {arr.shape}")
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"class_idx must hold ints, got {class_idx!r} (dtype {arr.dtype})")
+        idx = arr.astype(np.int64)
+    bad = (idx < 0) | (idx >= m)
+    if bad.any():
+        raise ValueError(f"class_idx must be in [0, {m}) for a model with {m} outputs, got {int(idx[bad][0])}")
+    return idx
+
+
+def resolve_target(scores, class_idx, score, target):
+    """The callable that defines what is explained, fixed on the clean forward's ``scores``.
+
+    With ``class_idx=None`` the predicted classes are read from ``scores`` here,
+    once, so later forward passes on perturbed inputs (Score-CAM, occlusion,
+    SmoothGrad) keep explaining the same classes.
+    """
+    if target is not None:
+        return target
+    return ClassScore(resolve_class_idx(class_idx, scores), score)
+
+
+def forward_target(model, x, class_idx, score, target):
+    """One forward pass; return ``(scores, target, value, dscores)``.
+
+    ``value`` (N,) is the explained quantity per sample and ``dscores`` its
+    gradient with respect to the model's output (one row per sample).
+    """
+    scores = model.forward(x)
+    tgt = resolve_target(scores, class_idx, score, target)
+    value, dscores = evaluate_target(tgt, scores)
+    return scores, tgt, value, dscores
+
+
+@contextlib.contextmanager
+def untouched(model):
+    """Run a block and leave ``model`` as it was: mode, parameters, gradients, buffers, caches.
+
+    An explanation runs forward and backward passes, which overwrite
+    ``model.outputs``, each layer's cache and ``grads``, and (in training mode)
+    BatchNorm's running statistics. All of these are put back afterwards, so
+    explaining between a ``backward`` and an optimiser step, or on a model in
+    training mode, changes nothing. (In training mode, Dropout still draws its
+    masks from its own generator, which advances.) The mode itself is never
+    switched: the passes run in whatever mode the model is in.
+    """
+    outputs, input_shape = model.outputs, model._input_shape
+    saved = [(layer, layer._cache, dict(layer.grads), dict(layer.buffers)) for layer in model.layers]
+    try:
+        yield
+    finally:
+        model.outputs, model._input_shape = outputs, input_shape
+        for layer, cache, grads, buffers in saved:
+            layer._cache = cache
+            layer.grads.update(grads)
+            layer.buffers.update(buffers)
+
+
+def layer_gradients(model, x, class_idx=None, layer=None, score="logit", target=None):
+    """Feature maps of ``layer`` and the gradient of the explained score with respect to them.
+
+    The building block of every gradient-based CAM: one forward pass, one
+    backward pass stopped at ``layer``.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : ndarray, shape (N, ...)
+        Input batch the model accepts (e.g. (N, C, H, W)).
+    class_idx : int, sequence of N ints, or None
+        Class explained for each sample; ``None`` is the predicted class.
+    layer : str, optional
+        Layer whose **output** is ``A``; it must be 4-D. Default: the last
+        layer whose output is 4-D.
+    score : {"logit", "softmax", "log_softmax"}
+        What is differentiated: the logit ``y^c``, the probability ``p_c`` or
+        ``log p_c`` of the model's last output.
+    target : callable, optional
+        ``target(scores) -> (value (N,), dscores)`` instead of ``class_idx`` /
+        ``score`` (e.g. :func:`minicam.explain.similarity_target`).
+
+    Returns
+    -------
+    A : ndarray, shape (N, K, h, w)
+        The layer's output.
+    dA : ndarray, shape (N, K, h, w)
+        ``dA[n, k, i, j] = d value_n / d A[n, k, i, j]``.
+    """
+    check_target_args(class_idx, score, target)
+    shapes = check_input(model, x)
+    layer = resolve_layer(model, shapes, layer)
+    with untouched(model):
+        _, _, _, dscores = forward_target(model, x, class_idx, score, target)
+        A = model.outputs[layer]
+        dA = model.backward(dscores, stop_at=layer)
+    return A, dA

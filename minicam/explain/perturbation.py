@@ -1,0 +1,100 @@
+"""Perturbation maps: occlusion sensitivity (Zeiler & Fergus 2014)."""
+
+import math
+import numbers
+
+import numpy as np
+
+from .._validate import check_float_array, check_int
+from ._core import check_input, check_target_args, forward_target, untouched
+from .targets import evaluate_target
+
+__all__ = ["occlusion"]
+
+
+def _pair(value, name):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value, value)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
+    return tuple(check_int(v, name, minimum=1) for v in value)
+
+
+def _starts(size, window, stride):
+    # captum's count of window positions: ceil((size - window) / stride) + 1;
+    # the last window may stick out past the edge and is cut there.
+    return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
+
+
+def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score="logit", batch_size=64,
+              target=None):
+    """Occlusion sensitivity (Zeiler & Fergus 2014, Sec. 4.2), with captum's ``Occlusion`` averaging.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : ndarray, shape (N, C, H, W)
+    class_idx : int, sequence of N ints, or None
+        ``None``: the predicted class of each (unoccluded) sample.
+    window : int or (kh, kw)
+        Size of the occluding patch; it covers all C channels.
+    stride : int or (sh, sw)
+    baseline : float or ndarray broadcastable to ``x``
+        Value written into the patch.
+    score : {"logit", "softmax", "log_softmax"}
+    batch_size : int, default 64
+        Bound on the images per forward pass (at least N: every sample's copy
+        for one window position goes in the same pass).
+    target : callable, optional
+        ``target(scores) -> (value (N,), dscores)`` instead of ``class_idx``/``score``.
+
+    Returns
+    -------
+    ndarray, shape (N, H, W)
+        For each pixel, the mean over the windows covering it of the score
+        drop ``f(x) - f(x with the window replaced by baseline)``.
+
+    Notes
+    -----
+    This is captum's ``Occlusion.attribute(x, sliding_window_shapes=(C, kh, kw),
+    strides=(C, sh, sw), baselines=baseline, target=c)`` (which returns the
+    same map repeated over the C channels): window top-left corners at
+    ``i * sh`` for ``i = 0 .. ceil((H - kh) / sh)`` (likewise for columns), the
+    last window cut at the edge, so every pixel is covered at least once;
+    each window's score drop is added to every pixel it covers and each
+    pixel's total is divided by the number of windows covering it.
+    """
+    check_target_args(class_idx, score, target)
+    check_input(model, x, image=True)
+    n, _, height, width = x.shape
+    kh, kw = _pair(window, "window")
+    sh, sw = _pair(stride, "stride")
+    if kh > height or kw > width:
+        raise ValueError(f"window must fit in the image ({height}, {width}), got {(kh, kw)}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
+        baseline = np.asarray(baseline, dtype=x.dtype)
+    else:
+        check_float_array(baseline, "baseline")
+        if np.broadcast_shapes(baseline.shape, x.shape) != x.shape:
+            raise ValueError(f"baseline must be a number or broadcast to x's shape {x.shape}, got shape {baseline.shape}")
+    filled = np.broadcast_to(baseline, x.shape).astype(x.dtype, copy=False)
+    windows = [(r, c) for r in _starts(height, kh, sh) for c in _starts(width, kw, sw)]
+
+    total = np.zeros((n, height, width), dtype=x.dtype)
+    count = np.zeros((height, width), dtype=x.dtype)
+    chunk = max(1, batch_size // n)
+    with untouched(model):
+        _, tgt, value, _ = forward_target(model, x, class_idx, score, target)
+        for w0 in range(0, len(windows), chunk):
+            part = windows[w0 : w0 + chunk]
+            batch = np.broadcast_to(x, (len(part),) + x.shape).copy()  # (P, N, C, H, W)
+            for p, (r, c) in enumerate(part):
+                batch[p, :, :, r : r + kh, c : c + kw] = filled[:, :, r : r + kh, c : c + kw]
+            out = model.forward(batch.reshape(len(part) * n, *x.shape[1:]))
+            out = out.reshape(len(part), n, *out.shape[1:])
+            for p, (r, c) in enumerate(part):
+                drop = value - evaluate_target(tgt, out[p])[0]
+                total[:, r : r + kh, c : c + kw] += drop[:, None, None]
+                count[r : r + kh, c : c + kw] += 1
+    return total / count
