@@ -37,6 +37,7 @@ from .layers import (
 )
 from .losses import log_softmax, softmax, softmax_cross_entropy
 from .model import Sequential
+from . import viz  # figures: imports matplotlib only when one of its functions is called
 from . import explain
 from .explain import (
     cam,
@@ -105,4 +106,5 @@ __all__ = [
     "losses",
     "softmax",
     "softmax_cross_entropy",
+    "viz",
 ]
