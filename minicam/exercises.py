@@ -39,6 +39,7 @@ import numpy as np
 
 from . import functional as F
 from ._validate import check_int
+from .explain import grad_cam
 from .gradcheck import rel_error
 from .layers import RELU_MODES, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .model import Sequential
@@ -474,12 +475,8 @@ def check_conv_backward(student_fn, seed=0, raise_on_fail=False, verbose=True):
 
 
 def _reference_grad_cam_weights(model, x, class_idx, layer):
-    """alpha[n, k] = mean_ij d y^c / d A^k_ij, computed with the model's own backward."""
-    scores = model.forward(x)
-    onehot = np.zeros_like(scores)
-    onehot[np.arange(len(x)), class_idx] = 1.0
-    dA = model.backward(onehot, stop_at=layer)  # (N, K, h, w)
-    return dA.mean(axis=(2, 3))
+    """alpha (N, K): the weights :func:`minicam.grad_cam` uses."""
+    return grad_cam(model, x, class_idx, layer=layer, return_weights=True)[1]
 
 
 def _weight_cases(rng):
