@@ -1,0 +1,393 @@
+"""Parity of the explanation maps with captum, on the same weights, in float64.
+
+Each minicam method is run on a model and captum's counterpart on the same
+model converted with :func:`minicam.interop.torch.to_torch` (so its ReLUs are
+``nn.ReLU`` modules, which captum's guided backprop and deconvnet hook):
+
+============================================  ===============================================
+minicam                                       captum 0.9 / torch 2.13
+============================================  ===============================================
+``grad_cam(relu=True / False)``               ``LayerGradCam(relu_attributions=True / False)``
+``saliency``                                  ``Saliency(abs=False)``
+``guided_backprop``                           ``GuidedBackprop``
+``deconvnet``                                 ``Deconvolution``
+``guided_grad_cam(interpolation="nearest")``  ``GuidedGradCam`` (nearest, its default)
+``occlusion(window, stride, baseline)``       ``Occlusion`` (window and stride over all channels)
+``upsample(mode="bilinear")``                 ``F.interpolate(bilinear, align_corners=False)``
+``upsample(mode="nearest")``                  ``F.interpolate(nearest)`` where torch's float32
+                                              scale gives ``floor(dst * in / out)``
+============================================  ===============================================
+
+Tolerance: relative 1e-10 (norm-wise, :func:`minicam.gradcheck.rel_error`);
+nearest upsampling must agree exactly. The largest difference per quantity
+is printed at the end of the module. Without torch/captum these tests skip;
+with the environment variable ``CI`` set they fail instead.
+"""
+
+import copy
+import importlib
+import os
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import minicam as mc
+from minicam import gradcheck as gc
+
+ENABLE = "pip install torch==2.13.0 captum"
+
+
+def _require(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            raise ImportError(
+                f"CI is set, so the PyTorch parity tests must run, but {name!r} cannot be imported ({err}); "
+                f"the CI requirements must install it ({ENABLE})"
+            ) from err
+        pytest.skip(f"{name} is not installed: `{ENABLE}` to run the parity tests against captum", allow_module_level=True)
+
+
+torch = _require("torch")
+ca = _require("captum.attr")
+bridge = _require("minicam.interop.torch")
+nn = torch.nn
+F = torch.nn.functional
+
+TOL = 1e-10
+EXACT = 0.0
+MEASURED = {}
+
+# captum's GuidedBackprop / Deconvolution announce the hooks they set on every call
+pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU activations")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report(request):
+    yield
+    if not MEASURED:
+        return
+    lines = [f"largest difference minicam vs captum/torch per quantity ({os.path.basename(__file__)}):"]
+    width = max(len(q) for q in MEASURED)
+    for quantity, (rel, absolute, where) in sorted(MEASURED.items()):
+        lines.append(f"  {quantity:<{width}}  rel {rel:9.2e}  abs {absolute:9.2e}  ({where})")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(line)
+
+
+def numpy_of(t):
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def check(quantity, mine, theirs, tol, where):
+    mine = np.asarray(mine)
+    theirs = numpy_of(theirs)
+    assert mine.shape == theirs.shape, f"{where}: {quantity}: minicam shape {mine.shape}, captum shape {theirs.shape}"
+    rel = gc.rel_error(mine, theirs)
+    absolute = float(np.abs(mine - theirs).max()) if mine.size else 0.0
+    best = MEASURED.get(quantity)
+    if best is None or rel > best[0]:
+        MEASURED[quantity] = [rel, absolute if best is None else max(absolute, best[1]), where]
+    elif absolute > best[1]:
+        best[1] = absolute
+    if rel > tol:
+        worst = np.unravel_index(np.abs(mine - theirs).argmax(), mine.shape)
+        pytest.fail(
+            f"{where}: {quantity} differs: relative {rel:.3e} > {tol:.0e}, abs {absolute:.3e}; "
+            f"at index {worst}: minicam {mine[worst]!r}, captum/torch {theirs[worst]!r}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Models: the gradcheck models, the zoo's reference architectures, and a
+# model written in PyTorch and imported with from_torch
+# ---------------------------------------------------------------------------
+
+
+def _with_random_biases(model, rng):
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"] = 0.1 * rng.standard_normal(layer.params["b"].shape)
+    return model
+
+
+def _torch_written_model():
+    rng = np.random.default_rng(6)
+    module = nn.Sequential(OrderedDict([
+        ("features", nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding="same"), nn.ReLU(),
+        )),
+        ("head", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(8, 5))),
+    ])).double().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.tensor(0.5 * rng.standard_normal(tuple(p.shape))))
+        module.features[1].running_mean.copy_(torch.tensor(0.2 * rng.standard_normal(6)))
+        module.features[1].running_var.copy_(torch.tensor(0.5 + rng.random(6)))
+    return bridge.from_torch(module)
+
+
+def explained_models():
+    """(label, model, x): eval mode; input sizes multiples of the feature maps' (see nearest upsampling)."""
+    rng = np.random.default_rng(12)
+    cases = gc.model_cases(seed=3)
+    gap, fc, bn = (copy.deepcopy(c[1]).eval() for c in cases)
+    models = [
+        ("GAP net", _with_random_biases(gap, rng), rng.standard_normal((3, 3, 8, 6))),
+        ("FC net", _with_random_biases(fc, rng), rng.standard_normal((3, 2, 8, 8))),
+        ("BN net (eval)", _with_random_biases(bn, rng), rng.standard_normal((3, 3, 8, 8))),
+        ("from_torch model", _torch_written_model(), rng.standard_normal((3, 3, 12, 10))),
+    ]
+    bn_train = copy.deepcopy(models[2][1]).train()
+    bn_train["dropout1"].eval()  # masks are random in both frameworks
+    models.append(("BN net (BatchNorm in train mode)", bn_train, models[2][2]))
+    try:
+        zoo = importlib.import_module("minicam.zoo")
+    except ImportError:
+        zoo = None
+    if zoo is not None and hasattr(zoo, "gap_net") and hasattr(zoo, "fc_net"):
+        models.append(("zoo.gap_net", _with_random_biases(zoo.gap_net(rng=1).eval(), rng), rng.standard_normal((2, 3, 32, 24))))
+        models.append(("zoo.fc_net", _with_random_biases(zoo.fc_net(input_size=(32, 24), rng=2).eval(), rng),
+                       rng.standard_normal((2, 3, 32, 24))))
+    return models
+
+
+MODELS = explained_models()
+IDS = [m[0] for m in MODELS]
+
+
+def four_d_layers(model, x):
+    return [name for name, shape in model.output_shapes(x.shape) if len(shape) == 4]
+
+
+def class_indices(model, x):
+    """One class per sample, not all equal, not all the predicted one."""
+    m = model.output_shapes(x.shape)[-1][1][1]
+    return [(3 * i + 1) % m for i in range(x.shape[0])]
+
+
+SCORE_HEAD = {"logit": None, "softmax": lambda: nn.Softmax(dim=1), "log_softmax": lambda: nn.LogSoftmax(dim=1)}
+
+
+def torch_of(model, score="logit"):
+    """``to_torch(model)``, followed by softmax / log-softmax when that is the explained score."""
+    module = bridge.to_torch(model)
+    if SCORE_HEAD[score] is None:
+        return module, module
+    wrapped = nn.Sequential(OrderedDict([("net", module), ("score", SCORE_HEAD[score]())]))
+    wrapped.train(False)
+    for name, layer in model:
+        getattr(module, name).train(layer.training)
+    return wrapped, module
+
+
+def inputs(x):
+    return torch.tensor(x, requires_grad=True)
+
+
+# ---------------------------------------------------------------------------
+# Grad-CAM
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "signed"])
+@pytest.mark.parametrize("label,model,x", MODELS, ids=IDS)
+def test_grad_cam_matches_layer_grad_cam_at_every_4d_layer(label, model, x, relu):
+    cls = class_indices(model, x)
+    forward, net = torch_of(model)
+    layers = four_d_layers(model, x)
+    assert len(layers) >= 3
+    for layer in layers:
+        mine = mc.grad_cam(model, x, cls, layer=layer, relu=relu)
+        theirs = ca.LayerGradCam(forward, getattr(net, layer)).attribute(
+            inputs(x), target=cls, relu_attributions=relu
+        )
+        assert theirs.shape[1] == 1  # captum keeps a channel axis
+        check(f"grad_cam(relu={relu}) vs LayerGradCam", mine, theirs[:, 0], TOL, f"{label}, layer {layer}")
+
+
+@pytest.mark.parametrize("score", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("label,model,x", MODELS[:2], ids=IDS[:2])
+def test_grad_cam_of_softmax_scores_matches_captum_on_a_softmax_head(label, model, x, score):
+    cls = class_indices(model, x)
+    forward, net = torch_of(model, score)
+    layer = four_d_layers(model, x)[-1]
+    mine = mc.grad_cam(model, x, cls, layer=layer, relu=False, score=score)
+    theirs = ca.LayerGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)
+    check(f"grad_cam(score={score!r}) vs LayerGradCam", mine, theirs[:, 0], TOL, f"{label}, layer {layer}")
+
+
+def test_grad_cam_default_class_is_the_prediction_in_both():
+    label, model, x = MODELS[0]
+    forward, net = torch_of(model)
+    predicted = numpy_of(forward(torch.tensor(x))).argmax(axis=1)
+    mine = mc.grad_cam(model, x, None)
+    theirs = ca.LayerGradCam(forward, net.relu2).attribute(inputs(x), target=torch.tensor(predicted), relu_attributions=True)
+    check("grad_cam(class_idx=None) vs LayerGradCam(predicted)", mine, theirs[:, 0], TOL, label)
+
+
+# ---------------------------------------------------------------------------
+# Input gradients: saliency, guided backprop, deconvnet, Guided Grad-CAM
+# ---------------------------------------------------------------------------
+
+INPUT_METHODS = [
+    ("saliency", lambda m, x, c, s: mc.saliency(m, x, c, score=s), lambda f, xt, c: ca.Saliency(f).attribute(xt, target=c, abs=False)),
+    ("guided_backprop", lambda m, x, c, s: mc.guided_backprop(m, x, c, score=s), lambda f, xt, c: ca.GuidedBackprop(f).attribute(xt, target=c)),
+    ("deconvnet", lambda m, x, c, s: mc.deconvnet(m, x, c, score=s), lambda f, xt, c: ca.Deconvolution(f).attribute(xt, target=c)),
+]
+CAPTUM_NAME = {"saliency": "Saliency(abs=False)", "guided_backprop": "GuidedBackprop", "deconvnet": "Deconvolution"}
+
+
+@pytest.mark.parametrize("method,mine_fn,theirs_fn", INPUT_METHODS, ids=[m[0] for m in INPUT_METHODS])
+@pytest.mark.parametrize("label,model,x", MODELS, ids=IDS)
+def test_input_gradient_maps_match_captum(label, model, x, method, mine_fn, theirs_fn):
+    cls = class_indices(model, x)
+    forward, _ = torch_of(model)
+    mine = mine_fn(model, x, cls, "logit")
+    theirs = theirs_fn(forward, inputs(x), cls)
+    check(f"{method} vs {CAPTUM_NAME[method]}", mine, theirs, TOL, label)
+
+
+@pytest.mark.parametrize("score", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("method,mine_fn,theirs_fn", INPUT_METHODS, ids=[m[0] for m in INPUT_METHODS])
+def test_input_gradient_maps_of_softmax_scores_match_captum(method, mine_fn, theirs_fn, score):
+    label, model, x = MODELS[1]
+    cls = class_indices(model, x)
+    forward, _ = torch_of(model, score)
+    check(f"{method}(score={score!r}) vs {CAPTUM_NAME[method]}", mine_fn(model, x, cls, score),
+          theirs_fn(forward, inputs(x), cls), TOL, label)
+
+
+def test_guided_and_deconvnet_rules_really_differ_from_saliency():
+    # the comparison above would be vacuous if the three maps coincided
+    label, model, x = MODELS[0]
+    cls = class_indices(model, x)
+    sal = mc.saliency(model, x, cls)
+    assert gc.rel_error(sal, mc.guided_backprop(model, x, cls)) > 1e-2
+    assert gc.rel_error(sal, mc.deconvnet(model, x, cls)) > 1e-2
+
+
+@pytest.mark.parametrize("label,model,x", MODELS, ids=IDS)
+def test_guided_grad_cam_nearest_matches_captum(label, model, x):
+    cls = class_indices(model, x)
+    forward, net = torch_of(model)
+    for layer in four_d_layers(model, x):
+        h, w = model.output_shapes(x.shape)[model.names.index(layer)][1][2:]
+        if not torch_nearest_is_floor(h, x.shape[2]) or not torch_nearest_is_floor(w, x.shape[3]):
+            continue  # documented below: torch's float32 scale moves a source pixel
+        mine = mc.guided_grad_cam(model, x, cls, layer=layer, interpolation="nearest")
+        theirs = ca.GuidedGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)
+        check("guided_grad_cam(nearest) vs GuidedGradCam", mine, theirs, TOL, f"{label}, layer {layer}")
+
+
+def test_guided_grad_cam_bilinear_is_captum_with_bilinear_interpolation():
+    label, model, x = MODELS[3]
+    cls = class_indices(model, x)
+    forward, net = torch_of(model)
+    layer = four_d_layers(model, x)[-1]
+    mine = mc.guided_grad_cam(model, x, cls, layer=layer)  # the paper's bilinear
+    theirs = ca.GuidedGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls, interpolate_mode="bilinear")
+    check("guided_grad_cam(bilinear) vs GuidedGradCam(bilinear)", mine, theirs, TOL, f"{label}, layer {layer}")
+
+
+# ---------------------------------------------------------------------------
+# Occlusion
+# ---------------------------------------------------------------------------
+
+OCCLUSION = [((3, 3), (1, 1), 0.0), ((2, 3), (2, 1), 0.5), ((4, 4), (3, 3), -1.0), ((3, 2), (2, 2), 0.25)]
+
+
+@pytest.mark.parametrize("window,stride,baseline", OCCLUSION, ids=[f"w{w}-s{s}-b{b}" for w, s, b in OCCLUSION])
+@pytest.mark.parametrize("label,model,x", MODELS[:4], ids=IDS[:4])
+def test_occlusion_matches_captum(label, model, x, window, stride, baseline):
+    cls = class_indices(model, x)
+    forward, _ = torch_of(model)
+    c = x.shape[1]
+    mine = mc.occlusion(model, x, cls, window=window, stride=stride, baseline=baseline)
+    with torch.no_grad():
+        theirs = ca.Occlusion(forward).attribute(
+            torch.tensor(x), sliding_window_shapes=(c,) + window, strides=(c,) + stride, baselines=baseline,
+            target=cls, perturbations_per_eval=16,
+        )
+    theirs = numpy_of(theirs)
+    np.testing.assert_array_equal(theirs, np.repeat(theirs[:, :1], c, axis=1))  # captum repeats the map per channel
+    theirs = theirs[:, 0]
+    # captum 0.9 divides by the window counts after casting the float64 sums
+    # to float32 (``single_attrib.float() / weight`` in feature_ablation.py),
+    # so its map is float32 whatever the model's dtype: the agreement is
+    # float32 rounding, checked in units in the last place.
+    assert theirs.dtype == np.float32
+    check("occlusion vs Occlusion (captum output is float32)", mine, theirs, 1e-6,
+          f"{label}, window {window}, stride {stride}, baseline {baseline}")
+    ulps = np.abs(mine.astype(np.float32) - theirs) / np.spacing(np.abs(theirs))
+    assert ulps.max() <= 2, f"{label}: occlusion differs from captum by {ulps.max():.0f} float32 ulps"
+
+
+# ---------------------------------------------------------------------------
+# Upsampling
+# ---------------------------------------------------------------------------
+
+SIZE_PAIRS = [
+    ((4, 3), (8, 6)), ((4, 3), (32, 24)), ((5, 4), (10, 8)), ((7, 7), (224, 224)), ((3, 5), (13, 11)),
+    ((8, 8), (32, 32)), ((6, 6), (28, 28)), ((14, 14), (46, 46)), ((2, 9), (7, 20)), ((1, 1), (5, 4)),
+    ((1, 6), (3, 6)), ((7, 5), (7, 5)),
+    # down
+    ((32, 24), (8, 6)), ((13, 11), (3, 5)), ((10, 10), (3, 7)), ((46, 46), (14, 14)), ((9, 8), (1, 1)),
+    ((224, 224), (7, 7)), ((6, 8), (5, 7)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("src,dst", SIZE_PAIRS, ids=[f"{s}->{d}" for s, d in SIZE_PAIRS])
+def test_upsample_bilinear_is_torch_interpolate(src, dst, dtype):
+    rng = np.random.default_rng(src[0] * 100 + dst[0])
+    maps = rng.standard_normal((2, 3) + src).astype(dtype)
+    mine = mc.upsample(maps, dst, mode="bilinear")
+    theirs = F.interpolate(torch.tensor(maps), size=dst, mode="bilinear", align_corners=False)
+    tol = TOL if dtype == np.float64 else 1e-6
+    check(f"upsample bilinear vs F.interpolate ({np.dtype(dtype).name})", mine, theirs, tol, f"{src} -> {dst}")
+    mine3 = mc.upsample(maps[:, 0], dst, mode="bilinear")  # (N, h, w) maps too
+    check(f"upsample bilinear vs F.interpolate ({np.dtype(dtype).name})", mine3, theirs[:, 0], tol, f"{src} -> {dst}, 3-D")
+
+
+def torch_nearest_is_floor(n_in, n_out):
+    """True when torch's legacy 2-D nearest (float32 scale) picks floor(dst * in / out) for every dst.
+
+    Probed along both axes of a 4-D tensor: the 2-D kernel is the one that
+    rounds (torch's 1-D nearest on a 3-D tensor agrees with floor for 14 -> 46).
+    """
+    want = (np.arange(n_out) * n_in) // n_out
+    for shape, size in (((1, 1, n_in, 1), (n_out, 1)), ((1, 1, 1, n_in), (1, n_out))):
+        src = F.interpolate(torch.arange(n_in, dtype=torch.float64).reshape(shape), size=size, mode="nearest")
+        if not np.array_equal(numpy_of(src).ravel().astype(np.int64), want):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("src,dst", SIZE_PAIRS, ids=[f"{s}->{d}" for s, d in SIZE_PAIRS])
+def test_upsample_nearest_is_torch_interpolate_where_torch_floors_exactly(src, dst):
+    if not (torch_nearest_is_floor(src[0], dst[0]) and torch_nearest_is_floor(src[1], dst[1])):
+        pytest.skip(f"torch's float32 nearest scale differs from floor(dst * in / out) for {src} -> {dst}")
+    maps = np.random.default_rng(0).standard_normal((2, 3) + src)
+    mine = mc.upsample(maps, dst, mode="nearest")
+    check("upsample nearest vs F.interpolate", mine, F.interpolate(torch.tensor(maps), size=dst, mode="nearest"), EXACT, f"{src} -> {dst}")
+
+
+def test_torch_nearest_differs_where_documented():
+    # DESIGN.md: 14 -> 46 moves a source pixel in PyTorch's legacy nearest
+    # (dst 23 reads 23 * 14 / 46 = 7 in exact arithmetic, 6 in torch).
+    assert not torch_nearest_is_floor(14, 46)
+    maps = np.arange(14.0).reshape(1, 1, 14).repeat(14, axis=1)[None]  # (1, 1, 14, 14), value = column
+    mine = mc.upsample(maps, (46, 46), mode="nearest")
+    theirs = numpy_of(F.interpolate(torch.tensor(maps), size=(46, 46), mode="nearest"))
+    assert mine[0, 0, 0, 23] == 7.0 and theirs[0, 0, 0, 23] == 6.0
+    moved = sorted({int(c) for c in np.argwhere(mine[0, 0, 0] != theirs[0, 0, 0]).ravel()})
+    assert moved == [23]
