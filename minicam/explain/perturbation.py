@@ -39,6 +39,8 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
     window : int or (kh, kw)
         Size of the occluding patch; it covers all C channels.
     stride : int or (sh, sw)
+        At most the window size (along an axis the window spans entirely,
+        any stride: there is one position), so every pixel is covered.
     baseline : float or ndarray broadcastable to ``x``
         Value written into the patch.
     score : {"logit", "softmax", "log_softmax"}
@@ -71,12 +73,20 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
     sh, sw = _pair(stride, "stride")
     if kh > height or kw > width:
         raise ValueError(f"window must fit in the image ({height}, {width}), got {(kh, kw)}")
+    if (sh > kh and kh < height) or (sw > kw and kw < width):
+        # as captum: a stride longer than the window would skip pixels (no window covers them)
+        raise ValueError(f"stride must not exceed window {(kh, kw)} where the window is smaller than the image, "
+                         f"got {(sh, sw)}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         baseline = np.asarray(baseline, dtype=x.dtype)
     else:
         check_float_array(baseline, "baseline")
-        if np.broadcast_shapes(baseline.shape, x.shape) != x.shape:
+        try:
+            fits = np.broadcast_shapes(baseline.shape, x.shape) == x.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"baseline must be a number or broadcast to x's shape {x.shape}, got shape {baseline.shape}")
     filled = np.broadcast_to(baseline, x.shape).astype(x.dtype, copy=False)
     windows = [(r, c) for r in _starts(height, kh, sh) for c in _starts(width, kw, sw)]
