@@ -34,6 +34,7 @@ __all__ = [
     "draw_mask_outline",
     "mark_peak",
     "has_gap_linear_head",
+    "explain_batch",
     "explanation_row",
     "explanation_grid",
 ]
@@ -457,6 +458,138 @@ def _check_columns(columns):
     return columns
 
 
+def _check_class_idx(class_idx, n, M):
+    """None, an int or a sequence of n ints, each in [0, M) -> list of n (int or None)."""
+    if class_idx is None:
+        return [None] * n
+    if isinstance(class_idx, (str, bytes, float)) or isinstance(class_idx, bool) or not (
+        isinstance(class_idx, (int, np.integer)) or hasattr(class_idx, "__len__")
+    ):
+        raise TypeError(f"class_idx must be None, an int or a sequence of {n} ints, got {class_idx!r}")
+    per_row = [class_idx] * n if isinstance(class_idx, (int, np.integer)) else list(np.ravel(class_idx))
+    if len(per_row) != n:
+        raise ValueError(f"class_idx must have one entry per image ({n}), got {len(per_row)}")
+    out = []
+    for c in per_row:
+        c = check_int(c, "class_idx", minimum=0)
+        if c >= M:
+            raise ValueError(f"class_idx must be in [0, {M}) for a model with {M} classes, got {c}")
+        out.append(c)
+    return out
+
+
+def explain_batch(model, images, class_idx=None, layer=None, columns=COLUMNS, interpolation="bilinear"):
+    """Compute, in one batch, every map the grid's ``columns`` need.
+
+    Each method is called once on the whole batch with one class per sample
+    (minicam's methods are batch-correct), so a grid of N rows costs about
+    one explanation of N images.
+
+    Parameters
+    ----------
+    model : minicam.Sequential
+    images : ndarray, shape (N, C, H, W)
+    class_idx : None, int or sequence of N ints
+        None: each image's predicted class.
+    layer : str, optional
+        Default: the last 4-D output.
+    columns : sequence of str
+        A selection of :data:`COLUMNS`.
+    interpolation : {"bilinear", "nearest"}
+        Upsampling inside Guided Grad-CAM.
+
+    Returns
+    -------
+    dict
+        ``"scores"`` (N, M), ``"predicted"`` (N,), ``"class_idx"`` (N,),
+        ``"layer"``, and per map column its raw maps: ``"cam"``,
+        ``"grad-cam"``, ``"counterfactual"`` (N, h, w) (``"cam"`` is None
+        without a GAP -> Linear head after ``layer``), ``"guided-backprop"``,
+        ``"guided-grad-cam"`` (N, C, H, W).
+    """
+    from . import cam, grad_cam, guided_backprop, guided_grad_cam
+
+    columns = _check_columns(columns)
+    _check_interpolation(interpolation)
+    if not (hasattr(model, "forward") and hasattr(model, "output_shapes")):
+        raise TypeError(f"model must be a minicam.Sequential, got {type(model).__name__}")
+    check_float_array(images, "images", ndim=4)
+    for i in range(images.shape[0]):
+        to_display_image(images[i], name="image" if images.shape[0] == 1 else f"images[{i}]")
+    scores = model.forward(images)
+    if scores.ndim != 2:
+        raise ValueError(f"the model's output must be class scores (N, M), got shape {scores.shape}")
+    predicted = np.argmax(scores, axis=1)
+    per_row = _check_class_idx(class_idx, images.shape[0], scores.shape[1])
+    c = np.array([p if k is None else k for k, p in zip(per_row, predicted)], dtype=np.int64)
+    if layer is None:
+        layer = _default_layer(model, images)
+    elif not isinstance(layer, str) or layer not in model.names:
+        raise ValueError(f"layer must name a layer of the model, one of {model.names}, got {layer!r}")
+    out = {"scores": scores.copy(), "predicted": predicted, "class_idx": c, "layer": layer}
+    if "grad-cam" in columns:
+        out["grad-cam"] = grad_cam(model, images, c, layer=layer)
+    if "counterfactual" in columns:
+        out["counterfactual"] = grad_cam(model, images, c, layer=layer, counterfactual=True)
+    if "cam" in columns:
+        out["cam"] = cam(model, images, c, layer=layer) if has_gap_linear_head(model, layer) else None
+    if "guided-backprop" in columns:
+        out["guided-backprop"] = guided_backprop(model, images, c)
+    if "guided-grad-cam" in columns:
+        out["guided-grad-cam"] = guided_grad_cam(model, images, c, layer=layer, interpolation=interpolation)
+    return out
+
+
+def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels, interpolation, alpha, cmap,
+              show_peak, colorbar):
+    """Draw row ``i`` of :func:`explain_batch`'s results; return that row's maps."""
+    from .losses import softmax
+
+    scores = computed["scores"][i]
+    M = scores.shape[0]
+    if class_names is not None and len(class_names) != M:
+        raise ValueError(f"class_names must have one name per class ({M}), got {len(class_names)}")
+    predicted, class_idx, layer = int(computed["predicted"][i]), int(computed["class_idx"][i]), computed["layer"]
+    probs = softmax(scores[None])[0]
+    H, W = image.shape[1:]
+    row = {"scores": scores, "predicted": predicted, "class_idx": class_idx, "layer": layer, "peaks": {}}
+    for col in columns:
+        if col != "image":
+            row[col] = None if computed[col] is None else computed[col][i]
+
+    target = _class_name(class_names, class_idx)
+    for ax, col in zip(axes, columns):
+        _clean(ax)
+        if col == "image":
+            _draw_image(ax, image)
+            pred = _class_name(class_names, predicted)
+            title = f"pred: {pred}\nlogit {scores[predicted]:.2f}, p={probs[predicted]:.2f}"
+            if class_idx != predicted:
+                title += f"\nexplaining: {target} (p={probs[class_idx]:.2f})"
+            ax.set_title(title, fontsize=7)
+        elif col in ("cam", "grad-cam", "counterfactual"):
+            raw = row[col]
+            label = {"cam": "CAM", "grad-cam": "Grad-CAM", "counterfactual": "counterfactual"}[col]
+            if raw is None:
+                _draw_image(ax, image)
+                ax.imshow(np.zeros((H, W)), cmap="gray", alpha=0.7, vmin=0, vmax=1)
+                ax.text(0.5, 0.5, "n/a: no GAP→Linear\nhead after\n" + repr(layer), transform=ax.transAxes,
+                        ha="center", va="center", fontsize=7, color="white")
+                ax.set_title(f"{label}", fontsize=7)
+                continue
+            sub = {"cam": "signed", "grad-cam": "ReLU", "counterfactual": "ReLU of −α"}[col]
+            overlay(image, raw, alpha=alpha, cmap=cmap, ax=ax, interpolation=interpolation, colorbar=colorbar,
+                    title=f"{label} → {target}\n({sub}, {raw.shape[0]}×{raw.shape[1]} up)")
+            if show_peak:
+                row["peaks"][col] = mark_peak(ax, raw, (H, W), interpolation=interpolation)
+        else:
+            label = _COLUMN_TITLES[col]
+            show_signed(row[col], ax=ax, colorbar=colorbar, title=f"{label} → {target}\n(signed)")
+        if boxes is not None and col not in ("guided-backprop", "guided-grad-cam"):
+            draw_boxes(ax, boxes, labels=box_labels if col == "image" else None)
+    return row
+
+
 def explanation_row(
     axes,
     model,
@@ -503,83 +636,20 @@ def explanation_row(
     Returns
     -------
     dict
-        The raw maps computed (``"cam"`` is None without a GAP -> Linear head),
+        The raw maps of this image (``"cam"`` (h, w) is None without a
+        GAP -> Linear head; ``"grad-cam"``, ``"counterfactual"`` (h, w);
+        ``"guided-backprop"``, ``"guided-grad-cam"`` (C, H, W)),
         ``"scores"`` (M,), ``"predicted"``, ``"class_idx"``, ``"layer"``,
         ``"peaks"`` {column: (row, col)} when ``show_peak``.
     """
-    from . import cam, grad_cam, guided_backprop, guided_grad_cam
-    from .losses import softmax
-
     columns = _check_columns(columns)
-    _check_interpolation(interpolation)
-    if not (hasattr(model, "forward") and hasattr(model, "output_shapes")):
-        raise TypeError(f"model must be a minicam.Sequential, got {type(model).__name__}")
     axes = list(np.ravel(axes)) if isinstance(axes, np.ndarray) else list(axes)
     if len(axes) != len(columns):
         raise ValueError(f"axes must hold one Axes per column ({len(columns)}), got {len(axes)}")
     check_float_array(image, "image", ndim=3)
-    to_display_image(image)
-    x = image[None]  # (1, C, H, W)
-    scores = model.forward(x)
-    if scores.ndim != 2:
-        raise ValueError(f"the model's output must be class scores (N, M), got shape {scores.shape}")
-    M = scores.shape[1]
-    if class_names is not None and len(class_names) != M:
-        raise ValueError(f"class_names must have one name per class ({M}), got {len(class_names)}")
-    predicted = int(np.argmax(scores[0]))
-    if class_idx is None:
-        class_idx = predicted
-    class_idx = check_int(class_idx, "class_idx", minimum=0)
-    if class_idx >= M:
-        raise ValueError(f"class_idx must be in [0, {M}) for a model with {M} classes, got {class_idx}")
-    if layer is None:
-        layer = _default_layer(model, x)
-    H, W = image.shape[1:]
-    probs = softmax(scores)[0]
-
-    maps = {"scores": scores[0].copy(), "predicted": predicted, "class_idx": class_idx, "layer": layer, "peaks": {}}
-    if "grad-cam" in columns or "guided-grad-cam" in columns:
-        maps["grad-cam"] = grad_cam(model, x, class_idx, layer=layer)[0]
-    if "counterfactual" in columns:
-        maps["counterfactual"] = grad_cam(model, x, class_idx, layer=layer, counterfactual=True)[0]
-    if "cam" in columns:
-        maps["cam"] = cam(model, x, class_idx, layer=layer)[0] if has_gap_linear_head(model, layer) else None
-    if "guided-backprop" in columns:
-        maps["guided-backprop"] = guided_backprop(model, x, class_idx)[0]
-    if "guided-grad-cam" in columns:
-        maps["guided-grad-cam"] = guided_grad_cam(model, x, class_idx, layer=layer, interpolation=interpolation)[0]
-
-    target = _class_name(class_names, class_idx)
-    for ax, col in zip(axes, columns):
-        _clean(ax)
-        if col == "image":
-            _draw_image(ax, image)
-            pred = _class_name(class_names, predicted)
-            title = f"pred: {pred}\nlogit {scores[0, predicted]:.2f}, p={probs[predicted]:.2f}"
-            if class_idx != predicted:
-                title += f"\nexplaining: {target} (p={probs[class_idx]:.2f})"
-            ax.set_title(title, fontsize=7)
-        elif col in ("cam", "grad-cam", "counterfactual"):
-            raw = maps[col]
-            label = {"cam": "CAM", "grad-cam": "Grad-CAM", "counterfactual": "counterfactual"}[col]
-            if raw is None:
-                _draw_image(ax, image)
-                ax.imshow(np.zeros((H, W)), cmap="gray", alpha=0.7, vmin=0, vmax=1)
-                ax.text(0.5, 0.5, "n/a: no GAP→Linear\nhead after\n" + repr(layer), transform=ax.transAxes,
-                        ha="center", va="center", fontsize=7, color="white")
-                ax.set_title(f"{label}", fontsize=7)
-                continue
-            sub = {"cam": "signed", "grad-cam": "ReLU", "counterfactual": "ReLU of −α"}[col]
-            overlay(image, raw, alpha=alpha, cmap=cmap, ax=ax, interpolation=interpolation, colorbar=colorbar,
-                    title=f"{label} → {target}\n({sub}, {raw.shape[0]}×{raw.shape[1]} up)")
-            if show_peak:
-                maps["peaks"][col] = mark_peak(ax, raw, (H, W), interpolation=interpolation)
-        else:
-            label = _COLUMN_TITLES[col]
-            show_signed(maps[col], ax=ax, colorbar=colorbar, title=f"{label} → {target}\n(signed)")
-        if boxes is not None and col != "guided-backprop" and col != "guided-grad-cam":
-            draw_boxes(ax, boxes, labels=box_labels if col == "image" else None)
-    return maps
+    computed = explain_batch(model, image[None], class_idx, layer=layer, columns=columns, interpolation=interpolation)
+    return _draw_row(axes, image, computed, 0, columns, class_names, boxes, box_labels, interpolation, alpha, cmap,
+                     show_peak, colorbar)
 
 
 def explanation_grid(
@@ -626,21 +696,13 @@ def explanation_grid(
     Returns
     -------
     matplotlib.figure.Figure
-        With ``fig.minicam_maps``: the list of each row's dict from
-        :func:`explanation_row`.
+        With ``fig.minicam_maps``: the list of each row's dict, as
+        :func:`explanation_row` returns.
     """
     check_float_array(images, "images", ndim=(3, 4))
     if images.ndim == 3:
         images = images[None]
     n = images.shape[0]
-    if class_idx is None or isinstance(class_idx, (int, np.integer)) and not isinstance(class_idx, bool):
-        per_row = [class_idx] * n
-    else:
-        if isinstance(class_idx, (str, bytes, bool, float)) or not hasattr(class_idx, "__len__"):
-            raise TypeError(f"class_idx must be None, an int or a sequence of {n} ints, got {class_idx!r}")
-        per_row = list(class_idx)
-        if len(per_row) != n:
-            raise ValueError(f"class_idx must have one entry per image ({n}), got {len(per_row)}")
     if boxes is not None:
         boxes = np.asarray(boxes)
         if boxes.ndim not in (2, 3) or boxes.shape[0] != n or boxes.shape[-1] != 4:
@@ -648,13 +710,12 @@ def explanation_grid(
     if box_labels is not None and len(box_labels) != n:
         raise ValueError(f"box_labels must have one entry per image ({n}), got {len(box_labels)}")
     columns = _check_columns(columns)
+    computed = explain_batch(model, images, class_idx, layer=layer, columns=columns, interpolation=interpolation)
     fig, axes = _figure(n, len(columns), panel=panel, extra_height=0.3 if suptitle else 0.0)
     fig.minicam_maps = [
-        explanation_row(
-            axes[i], model, images[i], class_idx=per_row[i], class_names=class_names, layer=layer,
-            columns=columns, boxes=None if boxes is None else boxes[i],
-            box_labels=None if box_labels is None else box_labels[i], interpolation=interpolation,
-            alpha=alpha, cmap=cmap, show_peak=show_peak, colorbar=colorbar,
+        _draw_row(
+            axes[i], images[i], computed, i, columns, class_names, None if boxes is None else boxes[i],
+            None if box_labels is None else box_labels[i], interpolation, alpha, cmap, show_peak, colorbar,
         )
         for i in range(n)
     ]

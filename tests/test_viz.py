@@ -250,6 +250,12 @@ def test_grid_on_a_gap_model_draws_every_column(rng, tmp_path):
     assert rows[0]["cam"].shape == (6, 5)
     np.testing.assert_allclose(rows[1]["grad-cam"], mc.grad_cam(model, images[1:], 3)[0])
     np.testing.assert_allclose(rows[1]["cam"], mc.cam(model, images[1:], 3)[0])
+    # One batch with a class per row gives what each image explained alone gives.
+    for i, c in enumerate([1, 3]):
+        x = images[i : i + 1]
+        np.testing.assert_allclose(rows[i]["counterfactual"], mc.grad_cam(model, x, c, counterfactual=True)[0], atol=1e-15)
+        np.testing.assert_allclose(rows[i]["guided-backprop"], mc.guided_backprop(model, x, c)[0], atol=1e-15)
+        np.testing.assert_allclose(rows[i]["guided-grad-cam"], mc.guided_grad_cam(model, x, c)[0], atol=1e-15)
     assert rows[0]["guided-grad-cam"].shape == (3, 12, 10)
     titles = [ax.get_title() for ax in panels]
     assert titles[1].startswith("CAM → b") and titles[8].startswith("Grad-CAM → d")
