@@ -55,6 +55,7 @@ def build_parser():
 
     # One line per command; each _add_<command> function lives below.
     _add_gradcheck(sub)
+    _add_check_torch(sub)
     _add_demo(sub)
     _add_explain(sub)
     return parser
@@ -69,6 +70,51 @@ def _add_gradcheck(sub):
     )
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs and weights (default 0)")
     p.set_defaults(func=_cmd_gradcheck)
+
+
+def _cmd_check_torch(args):
+    try:
+        from .interop.torch import check_torch
+    except ImportError as err:
+        print(f"python -m minicam check-torch: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return check_torch(
+            args.model, args.input_shape, builder=args.builder, state_dict=args.state_dict, method=args.method,
+            layer=args.layer, class_idx=args.class_idx, seed=args.seed, dtype=args.dtype, rtol=args.rtol,
+        )
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        print(f"python -m minicam check-torch: error: {err}", file=sys.stderr)
+        return 2
+
+
+# the methods minicam.interop.torch.compare knows (listed here: parsing must not import torch)
+_TORCH_METHODS = ("grad-cam", "saliency", "guided-backprop", "deconvnet", "guided-grad-cam")
+
+
+def _add_check_torch(sub):
+    p = sub.add_parser(
+        "check-torch",
+        help="check your own PyTorch model against minicam: logits, gradients and maps side by side",
+        description="Import a PyTorch nn.Sequential (built by a Python file, optionally with a saved state dict) "
+        "into minicam, run one explanation method through minicam and through captum/torch.autograd on the same "
+        "random input, and print the largest absolute and relative difference per quantity (logits, input "
+        "gradient, layer output and gradient, the method's map). The model is put in eval mode. Exit 0 when every "
+        "quantity agrees within --rtol, 1 when one does not, 2 on bad input (unsupported layer, a state dict that "
+        "does not fit, an input shape that does not fit). Needs torch and captum: pip install torch==2.13.0 captum.",
+    )
+    p.add_argument("--model", required=True, metavar="FILE.py", help="Python file defining the model (e.g. examples/tiny_cnn.py)")
+    p.add_argument("--builder", default="build_model", metavar="NAME",
+                   help="function in FILE.py returning the nn.Sequential, or an nn.Sequential variable (default build_model)")
+    p.add_argument("--state-dict", default=None, metavar="FILE.pt", help="state dict saved with torch.save(model.state_dict(), FILE.pt)")
+    p.add_argument("--input-shape", required=True, metavar="N,C,H,W", help="shape of the random input, e.g. 2,3,32,32")
+    p.add_argument("--method", default="grad-cam", choices=_TORCH_METHODS, help="explanation to compare (default grad-cam)")
+    p.add_argument("--layer", default=None, help="feature map: minicam name (features_8) or torch path (features.8); default the last 4-D output")
+    p.add_argument("--class-idx", type=int, default=None, metavar="K", help="class to explain (default: the predicted class of each sample)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random normal input and of torch's initialisation while the model is built (default 0)")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="precision of both computations (default float64)")
+    p.add_argument("--rtol", type=float, default=None, help="largest accepted relative difference (default 1e-10 in float64, 1e-4 in float32)")
+    p.set_defaults(func=_cmd_check_torch)
 
 
 def _cmd_demo(args):
