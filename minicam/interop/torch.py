@@ -19,10 +19,12 @@ layer_map(module)
     layer's output (what ``from_torch`` names each layer).
 load_state_dict(module, state)
     Load a PyTorch state dict, checking every key and shape first.
-compare(module, x, method, ...)
+compare(module, x, method="grad-cam", layer=None, class_idx=None)
     Run one explanation method through minicam and captum on the same weights
-    and input; the differences per quantity (used by ``python -m minicam
-    check-torch``).
+    and input; the differences per quantity.
+check_torch(model_file, input_shape, ...)
+    ``python -m minicam check-torch``: load a user's model file (and state
+    dict), run :func:`compare` on a seeded random input, print the report.
 
 Correspondence of layers
 ------------------------
