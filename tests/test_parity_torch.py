@@ -57,7 +57,8 @@ def _report(request):
     yield
     if not MEASURED:
         return
-    lines = [f"largest difference minicam vs PyTorch per quantity ({os.path.basename(__file__)}):"]
+    lines = [f"largest difference minicam vs PyTorch per quantity ({os.path.basename(__file__)}; "
+             f"models: {', '.join(label for label, _, _ in reference_models())}):"]
     width = max(len(q) for q in MEASURED)
     for quantity, (rel, absolute, where) in sorted(MEASURED.items()):
         lines.append(f"  {quantity:<{width}}  rel {rel:9.2e}  abs {absolute:9.2e}  ({where})")
@@ -233,21 +234,28 @@ def test_float32_conversion_rounds_weights_once():
 
 
 def reference_models():
-    """(label, model, x): the gradcheck models, then the zoo's reference architectures when present."""
+    """(label, model, x): the gradcheck models, then the zoo's reference architectures and bundled models when present."""
     models = [(label, model, x) for label, model, x, _ in gc.model_cases(seed=0)]
-    zoo = getattr(mc, "zoo", None)
-    if zoo is not None and hasattr(zoo, "gap_net") and hasattr(zoo, "fc_net"):
-        rng = np.random.default_rng(8)
-        for name in ("gap_net", "fc_net"):
-            model = getattr(zoo, name)(rng=0)
-            models.append((f"zoo.{name}()", model, rng.standard_normal(zoo_input_shape(model))))
+    return models + zoo_models(np.random.default_rng(8))
+
+
+def zoo_models(rng):
+    """``zoo.gap_net`` / ``zoo.fc_net`` (random He weights, non-square input) and every bundled model whose file exists."""
+    try:
+        zoo = importlib.import_module("minicam.zoo")
+    except ImportError:
+        return []
+    models = []
+    if hasattr(zoo, "gap_net") and hasattr(zoo, "fc_net"):
+        models.append(("zoo.gap_net()", zoo.gap_net(rng=0), rng.standard_normal((2, 3, 32, 24))))
+        models.append(("zoo.fc_net(input_size=(32, 24))", zoo.fc_net(input_size=(32, 24), rng=1), rng.standard_normal((2, 3, 32, 24))))
+    for name, info in getattr(zoo, "PRETRAINED", {}).items():
+        try:
+            model = zoo.pretrained(name)
+        except FileNotFoundError:  # the bundled weights are built by a separate command
+            continue
+        models.append((f"zoo.pretrained({name!r})", model.eval(), rng.uniform(0.0, 1.0, (2,) + tuple(info["input_shape"]))))
     return models
-
-
-def zoo_input_shape(model, n=2):
-    first = model.layers[0]
-    size = 32
-    return (n, first.in_channels, size, size)
 
 
 def compare_models(label, model, module, x, rng, names=None):

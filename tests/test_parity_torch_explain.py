@@ -69,7 +69,8 @@ def _report(request):
     yield
     if not MEASURED:
         return
-    lines = [f"largest difference minicam vs captum/torch per quantity ({os.path.basename(__file__)}):"]
+    lines = [f"largest difference minicam vs captum/torch per quantity ({os.path.basename(__file__)}; "
+             f"models: {', '.join(IDS)}):"]
     width = max(len(q) for q in MEASURED)
     for quantity, (rel, absolute, where) in sorted(MEASURED.items()):
         lines.append(f"  {quantity:<{width}}  rel {rel:9.2e}  abs {absolute:9.2e}  ({where})")
@@ -157,6 +158,12 @@ def explained_models():
         models.append(("zoo.gap_net", _with_random_biases(zoo.gap_net(rng=1).eval(), rng), rng.standard_normal((2, 3, 32, 24))))
         models.append(("zoo.fc_net", _with_random_biases(zoo.fc_net(input_size=(32, 24), rng=2).eval(), rng),
                        rng.standard_normal((2, 3, 32, 24))))
+    for name, info in getattr(zoo, "PRETRAINED", {}).items():
+        try:
+            model = zoo.pretrained(name)
+        except FileNotFoundError:  # the bundled weights are built by a separate command
+            continue
+        models.append((f"zoo.pretrained({name!r})", model.eval(), rng.uniform(0.0, 1.0, (2,) + tuple(info["input_shape"]))))
     return models
 
 
