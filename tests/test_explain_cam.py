@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from explain_nets import N_CLASSES, fc_net, gap_net, head, images
 
 import minicam as mc
 from minicam import gradcheck as gc
 from minicam.explain import layer_gradients
-
-from explain_nets import N_CLASSES, fc_net, gap_net, head, images
 
 CLASSES = [0, 3, 4]  # a different class per sample
 

@@ -3,12 +3,11 @@ the model left untouched, x never modified, and loud failure on bad input."""
 
 import numpy as np
 import pytest
+from explain_nets import embedding_net, fc_net, gap_net, head, images
 
 import minicam as mc
 from minicam import gradcheck as gc
 from minicam.explain import layer_gradients
-
-from explain_nets import N_CLASSES, embedding_net, fc_net, gap_net, head, images
 
 CLASSES = [0, 3, 4]
 
@@ -156,7 +155,7 @@ def test_grad_cam_for_an_embedding_network():
     g = head(model, "relu2")
     numeric = gc.numerical_gradient(lambda a: target(g(a))[0], A.copy(), np.ones(2))
     assert gc.rel_error(dA, numeric) < 1e-7
-    maps, alpha = mc.grad_cam(model, query, target=target, relu=False, return_weights=True)
+    maps = mc.grad_cam(model, query, target=target, relu=False)
     np.testing.assert_allclose(maps, np.einsum("nk,nkhw->nhw", dA.mean(axis=(2, 3)), A), rtol=1e-13)
     # GAP -> Linear head: the signed map sums to dcos/df . (f - b), the first-order share of the features
     f = model.forward(query)

@@ -3,12 +3,11 @@ and a tiny network whose every map is computed by hand."""
 
 import numpy as np
 import pytest
+from explain_nets import fc_net, gap_net, images
 
 import minicam as mc
 from minicam import gradcheck as gc
 from minicam.layers import ReLU
-
-from explain_nets import fc_net, gap_net, images
 
 CLASSES = [0, 3, 4]
 

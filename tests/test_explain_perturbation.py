@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from explain_nets import fc_net, images
 
 import minicam as mc
 from minicam import gradcheck as gc
-
-from explain_nets import fc_net, images
 
 CLASSES = [0, 3, 4]
 

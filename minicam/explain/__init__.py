@@ -45,21 +45,33 @@ from .cams import (
     cam,
     combine,
     combine_elementwise,
-    eigen_cam,
     grad_cam,
     grad_cam_plus_plus,
     grad_cam_plus_plus_weights,
     grad_cam_weights,
     hires_cam,
     layer_cam,
-    score_cam,
     xgrad_cam,
     xgrad_cam_weights,
 )
-from .gradients import deconvnet, guided_backprop, guided_grad_cam, saliency, saliency_map, smoothgrad
+from .gradient_free import eigen_cam, score_cam
+from .gradients import (
+    deconvnet,
+    guided_backprop,
+    guided_grad_cam,
+    saliency,
+    saliency_map,
+    smoothgrad,
+)
 from .perturbation import occlusion
 from .postprocess import normalize, upsample
-from .targets import SCORES, ClassScore, CosineSimilarity, class_target, similarity_target
+from .targets import (
+    SCORES,
+    ClassScore,
+    CosineSimilarity,
+    class_target,
+    similarity_target,
+)
 
 __all__ = [
     "SCORES",

@@ -30,6 +30,7 @@ __all__ = [
     "resolve_layer",
     "resolve_class_idx",
     "resolve_target",
+    "forward_target",
     "untouched",
     "layer_gradients",
 ]

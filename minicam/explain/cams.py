@@ -1,4 +1,4 @@
-"""The CAM family: channel weights (or per-position weights) times feature maps.
+"""The gradient-based CAM family: channel weights (or per-position weights) times feature maps.
 
 Each method is a short function for its weights, from its paper's equation,
 plugged into one shared combination step:
@@ -17,20 +17,14 @@ resolution (N, h, w): resize with :func:`minicam.upsample`, scale with
 
 import numpy as np
 
-from .._validate import check_int
 from ..layers import Dropout, GlobalAvgPool2d, Linear
 from ._core import (
     check_input,
-    check_model,
-    check_target_args,
-    forward_target,
+    layer_gradients,
     resolve_class_idx,
     resolve_layer,
-    resolve_target,
     untouched,
 )
-from .postprocess import normalize, upsample
-from .targets import evaluate_target
 
 __all__ = [
     "combine",
@@ -41,8 +35,6 @@ __all__ = [
     "hires_cam",
     "xgrad_cam",
     "layer_cam",
-    "score_cam",
-    "eigen_cam",
     "grad_cam_weights",
     "grad_cam_plus_plus_weights",
     "xgrad_cam_weights",
@@ -64,18 +56,6 @@ def combine_elementwise(weights, A):
 
 def _relu(maps, relu):
     return np.maximum(maps, np.zeros((), dtype=maps.dtype)) if relu else maps
-
-
-def _gradient_pass(model, x, class_idx, layer, score, target):
-    """Checks, then one forward and one backward pass to ``layer``: (A, dA)."""
-    check_target_args(class_idx, score, target)
-    shapes = check_input(model, x)
-    layer = resolve_layer(model, shapes, layer)
-    with untouched(model):
-        _, _, _, dscores = forward_target(model, x, class_idx, score, target)
-        A = model.outputs[layer]
-        dA = model.backward(dscores, stop_at=layer)
-    return A, dA
 
 
 # -- channel-weight functions (one per paper) ----------------------------------
@@ -266,7 +246,7 @@ def grad_cam(model, x, class_idx=None, layer=None, relu=True, counterfactual=Fal
     ``dy^c/dA^k_ij = w^c_k / Z`` (Z = h*w), so the signed map equals
     ``cam / Z`` and sums to ``y^c - b^c``.
     """
-    A, dA = _gradient_pass(model, x, class_idx, layer, score, target)
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
     alpha = grad_cam_weights(dA)
     if counterfactual:
         alpha = -alpha
@@ -290,7 +270,7 @@ def grad_cam_plus_plus(model, x, class_idx=None, layer=None, relu=True, score="l
     or ``"log_softmax"`` the same formula is applied to that score's
     gradient (an approximation, as in other implementations).
     """
-    A, dA = _gradient_pass(model, x, class_idx, layer, score, target)
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
     w = grad_cam_plus_plus_weights(A, dA)
     maps = _relu(combine(w, A), relu)
     return (maps, w) if return_weights else maps
@@ -308,7 +288,7 @@ def hires_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", ta
     :func:`grad_cam` (no channel weights: the weights are per position).
     ``relu=True`` applies the same final ReLU as Grad-CAM.
     """
-    A, dA = _gradient_pass(model, x, class_idx, layer, score, target)
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
     return _relu(combine_elementwise(dA, A), relu)
 
 
@@ -320,7 +300,7 @@ def xgrad_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", re
     gradient is constant per channel, so the weights equal Grad-CAM's (for
     every channel whose activations do not sum to 0) and so do the maps.
     """
-    A, dA = _gradient_pass(model, x, class_idx, layer, score, target)
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
     alpha = xgrad_cam_weights(A, dA)
     maps = _relu(combine(alpha, A), relu)
     return (maps, alpha) if return_weights else maps
@@ -336,118 +316,5 @@ def layer_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", ta
     Parameters and returns as :func:`grad_cam`. On a GAP -> Linear head it
     is ``ReLU(sum_k relu(w^c_k) A^k) / (h*w)``.
     """
-    A, dA = _gradient_pass(model, x, class_idx, layer, score, target)
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
     return _relu(combine_elementwise(np.maximum(dA, 0), A), relu)
-
-
-def score_cam(model, x, class_idx=None, layer=None, relu=True, score="softmax", subtract_baseline=True,
-              batch_size=64, return_weights=False, target=None):
-    """Score-CAM (Wang et al. 2020, "Score-CAM", CVPR Workshops: channel-wise increase of confidence). Gradient-free.
-
-    Parameters
-    ----------
-    model : Sequential
-    x : ndarray, shape (N, C, H, W)
-    class_idx, layer, relu, target
-        As :func:`grad_cam`.
-    score : {"softmax", "logit", "log_softmax"}, default "softmax"
-        The paper scores masked images by the softmax probability of class c.
-    subtract_baseline : bool, default True
-        Weight each channel by the *increase* of the score over the baseline
-        image ``X_b = 0`` (the paper's channel-wise increase of confidence).
-        ``False`` uses the raw score of the masked image, as the authors' code
-        does; the two differ by a constant added to every weight.
-    batch_size : int, default 64
-        Bound on the images per forward pass (at least N: every sample's
-        masked copy for one channel goes in the same pass).
-    return_weights : bool
-        Also return the weights (N, K).
-
-    Returns
-    -------
-    maps : ndarray, shape (N, h, w)
-    weights : ndarray, shape (N, K), with ``return_weights=True``
-
-    Notes
-    -----
-    For each channel k: ``H^k = s(Up(A^k))``, the map bilinearly upsampled to
-    (H, W) and min-max normalised to [0, 1] (:func:`minicam.upsample`,
-    :func:`minicam.normalize`: a flat map masks everything out);
-    ``alpha_k = f^c(x * H^k) - f^c(X_b)``, with ``X_b = 0``, the image a
-    zero mask gives; ``L = ReLU(sum_k alpha_k A^k)``. ``K + 2`` forward passes
-    of N images (clean, baseline, one per channel), in chunks of channels.
-    In training mode, Dropout draws new masks on every pass.
-    """
-    check_target_args(class_idx, score, target, default_score="softmax")
-    shapes = check_input(model, x, image=True)
-    layer = resolve_layer(model, shapes, layer)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    n, _, height, width = x.shape
-    with untouched(model):
-        scores = model.forward(x)
-        A = model.outputs[layer]
-        tgt = resolve_target(scores, class_idx, score, target)
-        k = A.shape[1]
-        masks = normalize(upsample(A.reshape(n * k, *A.shape[2:]), (height, width), "bilinear"))
-        masks = masks.reshape(n, k, height, width)
-        base = evaluate_target(tgt, model.forward(np.zeros_like(x)))[0] if subtract_baseline else 0.0
-        weights = np.empty((n, k), dtype=scores.dtype)
-        chunk = max(1, batch_size // n)
-        for k0 in range(0, k, chunk):
-            m = masks[:, k0 : k0 + chunk].transpose(1, 0, 2, 3)[:, :, None]  # (kc, N, 1, H, W)
-            kc = m.shape[0]
-            out = model.forward((x[None] * m).reshape(kc * n, *x.shape[1:]))
-            out = out.reshape(kc, n, *out.shape[1:])
-            for j in range(kc):
-                weights[:, k0 + j] = evaluate_target(tgt, out[j])[0] - base
-    maps = _relu(combine(weights, A), relu)
-    return (maps, weights) if return_weights else maps
-
-
-def eigen_cam(model, x, layer=None, center=False):
-    """Eigen-CAM (Muhammad & Yeasin 2020, "Eigen-CAM", IJCNN): first principal component. Class-agnostic, gradient-free.
-
-    Parameters
-    ----------
-    model : Sequential
-    x : ndarray, shape (N, C, H, W)
-    layer : str, optional
-        As :func:`grad_cam`.
-    center : bool, default False
-        Subtract each channel's spatial mean before the SVD (a PCA in the
-        strict sense; what pytorch-grad-cam's ``get_2d_projection`` does).
-        The paper projects the raw activations.
-
-    Returns
-    -------
-    ndarray, shape (N, h, w)
-        Signed projection; no ReLU.
-
-    Notes
-    -----
-    Per sample, with ``O`` the (h*w, K) matrix of activations (one row per
-    position) and ``O = U S V^T`` its SVD, the map is ``O v_1`` (the
-    projection of every position on the first right singular vector),
-    reshaped to (h, w). ``v_1`` is defined up to sign; the sign is fixed so
-    that ``sum_k v_1k > 0`` (if that sum is 0: so that its largest-magnitude
-    component, the first such, is positive). For non-negative activations
-    (after a ReLU) ``v_1`` is non-negative (Perron-Frobenius), so the map is
-    then >= 0. A rank-1 activation ``A^k_ij = u_k m_ij`` with ``sum(u) > 0``
-    gives exactly ``||u|| m``.
-    """
-    shapes = check_input(model, x)
-    layer = resolve_layer(model, shapes, layer)
-    with untouched(model):
-        model.forward(x)
-        A = model.outputs[layer]
-    n, k, h, w = A.shape
-    O = A.reshape(n, k, h * w).transpose(0, 2, 1)  # (N, h*w, K)
-    if center:
-        O = O - O.mean(axis=1, keepdims=True)
-    _, _, vt = np.linalg.svd(O, full_matrices=False)
-    v = vt[:, 0, :]  # (N, K)
-    total = v.sum(axis=1)
-    biggest = v[np.arange(n), np.abs(v).argmax(axis=1)]
-    sign = np.where(total != 0, np.sign(total), np.sign(biggest))
-    sign = np.where(sign == 0, 1.0, sign).astype(A.dtype)
-    return np.einsum("npk,nk->np", O, v * sign[:, None]).reshape(n, h, w)

@@ -10,7 +10,14 @@ network, no hooks, no module swapping.
 import numpy as np
 
 from .._validate import as_generator, check_float, check_float_array, check_int
-from ._core import check_input, check_target_args, forward_target, resolve_class_idx, resolve_layer, untouched
+from ._core import (
+    check_input,
+    check_target_args,
+    forward_target,
+    resolve_class_idx,
+    resolve_layer,
+    untouched,
+)
 from .cams import combine, grad_cam_weights
 from .postprocess import INTERPOLATIONS, upsample
 

@@ -122,6 +122,6 @@ def normalize(maps):
     lo = flat.min(axis=1) if flat.shape[1] else np.zeros(n, dtype=maps.dtype)
     span = (flat.max(axis=1) if flat.shape[1] else lo) - lo
     shape = (n,) + (1,) * (maps.ndim - 1)
+    # a flat sample has maps - lo == 0 everywhere: dividing by 1 instead of 0 gives zeros
     safe = np.where(span > 0, span, np.ones((), dtype=maps.dtype))
-    out = (maps - lo.reshape(shape)) / safe.reshape(shape)
-    return np.where((span > 0).reshape(shape), out, np.zeros((), dtype=maps.dtype))
+    return (maps - lo.reshape(shape)) / safe.reshape(shape)
