@@ -105,11 +105,13 @@ def grad_cam_plus_plus_weights(A, dA):
       the same for every channel and position of a sample, so it is dropped
       (as in the authors' and pytorch-grad-cam's code); it would only scale
       the sample's map, and overflow for large scores.
-    - where the denominator is exactly 0 (``g_ij = 0``, or
-      ``g_ij = -2 / sum_ab A^k_ab``), ``alpha_ij = 0``: at ``g = 0`` the
-      numerator vanishes too and ``relu(g) = 0``; no epsilon is added
-      anywhere else, so ``alpha`` is exact. (pytorch-grad-cam adds 1e-6 to
-      the denominator.)
+    - where the denominator is exactly 0, ``alpha_ij = 0``. That is
+      ``g_ij = 0`` (the numerator vanishes too, and ``relu(g) = 0``) or
+      ``g_ij = -2 / sum_ab A^k_ab``: a negative ``g``, so ``relu(g) = 0``,
+      when the channel sums to a positive number (as after a ReLU); on a
+      signed layer, a pole of the paper's alpha, hit with probability 0.
+      No epsilon is added anywhere else, so ``alpha`` is exact
+      (pytorch-grad-cam adds 1e-6 to every denominator).
 
     On a GAP -> Linear head, ``g = w^c_k / Z`` at every position, so
     ``w_k = relu(w^c_k) / (2 + w^c_k * mean(A^k))``.
@@ -156,7 +158,11 @@ def _cam_head(model, layer):
         kept.append((name, lay))
     if len(kept) == 2 and isinstance(kept[0][1], GlobalAvgPool2d) and isinstance(kept[1][1], Linear):
         return kept[1][1]
-    desc = " -> ".join(f"{n} ({type(lay).__name__}{', training' if isinstance(lay, Dropout) else ''})" for n, lay in after)
+    def describe(name, lay):
+        mode = (", training" if lay.training else ", eval") if isinstance(lay, Dropout) else ""
+        return f"{name} ({type(lay).__name__}{mode})"
+
+    desc = " -> ".join(describe(n, lay) for n, lay in after)
     raise ValueError(
         f"cam needs a GAP -> Linear head right after layer {layer!r}: the remaining layers must be "
         "GlobalAvgPool2d then Linear, the last layer (Dropout in eval mode is allowed between them), because CAM "
