@@ -171,3 +171,21 @@ def test_shipped_state_dict_is_the_scripts_output():
     for key in made:
         assert torch.equal(made[key], shipped[key]), key
     assert os.path.getsize(STATE) < 64 * 1024
+
+
+@pytest.mark.parametrize("layer", ["0", "1", "3"])
+def test_in_place_relus_do_not_corrupt_the_reference(tmp_path, layer, capsys):
+    # nn.ReLU(inplace=True) overwrites its input: the hooked output of the
+    # conv before it would read as post-ReLU values unless compared out of place
+    path = tmp_path / "inplace.py"
+    path.write_text(
+        "from torch import nn\n"
+        "def build_model():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),\n"
+        "                         nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),\n"
+        "                         nn.Flatten(), nn.Dropout(0.5, inplace=True), nn.Linear(4, 3))\n"
+    )
+    for method in ("grad-cam", "guided-backprop"):
+        code, out, err = run(["check-torch", "--model", str(path), "--input-shape", "2,3,8,8", "--layer", layer,
+                              "--method", method], capsys)
+        assert code == 0, out + err

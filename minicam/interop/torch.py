@@ -204,7 +204,7 @@ def _layer_to_torch(layer, dtype, name):
     return mod
 
 
-def to_torch(model, dtype=None):
+def to_torch(model, dtype=torch.float64):
     """A minicam model (or one layer) as an equivalent PyTorch module.
 
     Parameters
@@ -226,7 +226,7 @@ def to_torch(model, dtype=None):
     PyTorch's global random state is left untouched. Dropout's mask generator
     is not carried over: PyTorch draws its own masks.
     """
-    dt = torch.float64 if dtype is None else torch_dtype(dtype)
+    dt = torch_dtype(dtype)
     if isinstance(model, Layer):
         return _layer_to_torch(model, dt, type(model).__name__)
     if not isinstance(model, Sequential):
@@ -246,10 +246,6 @@ def to_torch(model, dtype=None):
 
 
 _SUPPORTED = "Conv2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) + Flatten, Flatten, Linear, Dropout, BatchNorm2d"
-
-
-class _Refused(ValueError):
-    pass
 
 
 def _where(path, mod):
@@ -431,7 +427,10 @@ def _leaf_from_torch(path, mod, dtype, gen):
         layer.buffers["running_mean"] = _array(mod.running_mean, dtype)
         layer.buffers["running_var"] = _array(mod.running_var, dtype)
     else:
-        kind = "a subclass of " + t.__mro__[1].__name__ if isinstance(mod, _TORCH_TYPES) else "not supported"
+        kind = (
+            f"a subclass of {t.__mro__[1].__name__}, whose forward may differ, so it is not supported"
+            if isinstance(mod, _TORCH_TYPES) else "not supported"
+        )
         raise TypeError(
             f"{_where(path, mod)} is {kind}; minicam.interop.torch converts exactly these modules: {_SUPPORTED} "
             "(inside nn.Sequential containers)"
@@ -652,6 +651,11 @@ def compare(module, x, method="grad-cam", layer=None, class_idx=None):
         raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
     tdt = torch_dtype(x.dtype)
     ref = copy.deepcopy(module).to(dtype=tdt)
+    for mod in ref.modules():
+        if type(mod) in (nn.ReLU, nn.Dropout):
+            # an in-place ReLU would overwrite the hooked output of the layer before it;
+            # same arithmetic out of place
+            mod.inplace = False
     for path, mod in ref.named_modules():
         if type(mod) is nn.Dropout and mod.training and mod.p > 0:
             raise ValueError(
