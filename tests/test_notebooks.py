@@ -39,3 +39,30 @@ def test_notebook_runs(path):
     except CellExecutionError as err:
         pytest.fail(f"{path.name} failed:\n{err}", pytrace=False)
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+
+
+MAX_BYTES = 400_000  # committed with their outputs, small enough to read on the web
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_small_and_clean(path):
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size:,} bytes"
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        assert not any(out.get("output_type") == "error" for out in cell.get("outputs", [])), (
+            f"{path.name} was committed with an error output"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_exercise_cells_hold_stubs_not_solutions(path):
+    """A cell that runs a checker defines the student's function as a stub only."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "mc.exercises.check_" in cell.source:
+            assert "raise NotImplementedError" in cell.source, f"{path.name}: exercise cell without a stub:\n{cell.source}"
+            body = [line for line in cell.source.splitlines()
+                    if line.startswith("    ") and not line.strip().startswith(("#", "raise NotImplementedError"))]
+            assert not body, f"{path.name}: exercise cell holds code beyond the stub:\n{cell.source}"
