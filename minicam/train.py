@@ -16,10 +16,18 @@ import time
 
 import numpy as np
 
-from ._validate import as_generator, check_float_array, check_int
+from ._validate import as_generator, check_float, check_float_array, check_int
 from .losses import check_labels, softmax_cross_entropy
 
-__all__ = ["fit", "evaluate", "predict", "predict_scores", "confusion_matrix", "format_confusion_matrix"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "predict_scores",
+    "confusion_matrix",
+    "format_confusion_matrix",
+    "cosine_schedule",
+]
 
 
 # ----------------------------------------------------------------------------
@@ -234,7 +242,35 @@ def format_confusion_matrix(cm, class_names):
 # ----------------------------------------------------------------------------
 
 
-def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, verbose=True, file=None):
+def cosine_schedule(lr, epochs):
+    """Cosine learning-rate decay by epoch, for :func:`fit`'s ``lr_schedule``.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate of the first epoch.
+    epochs : int
+        Length of the schedule.
+
+    Returns
+    -------
+    callable
+        ``schedule(epoch)`` for ``epoch = 1 .. epochs``:
+        :math:`\\eta_e = \\tfrac{\\eta}{2}\\left(1 + \\cos\\frac{\\pi (e - 1)}{E}\\right)`,
+        from ``lr`` down to about ``lr * (pi / E)**2 / 4`` at the last epoch
+        (Loshchilov & Hutter 2017, without restarts): large steps while far
+        from a minimum, small ones to settle at the end.
+    """
+    lr = check_float(lr, "lr", low=0.0, low_inclusive=False)
+    epochs = check_int(epochs, "epochs", minimum=1)
+
+    def schedule(epoch):
+        return lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / epochs))
+
+    return schedule
+
+
+def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_schedule=None, verbose=True, file=None):
     """Train ``model`` by minibatch gradient descent on the softmax cross-entropy.
 
     Parameters
@@ -257,6 +293,10 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, verbo
         a seed to reproduce).
     val_data : (X, y) pair or Dataset, optional
         Evaluated (eval mode) after each epoch: ``val_loss``, ``val_accuracy``.
+    lr_schedule : callable, optional
+        ``lr_schedule(epoch) -> float`` (epoch from 1), set as
+        ``optimizer.lr`` before each epoch, e.g. :func:`cosine_schedule`.
+        The optimizer is left at the last epoch's rate.
     verbose : bool, default True
         Print one line per epoch.
     file : writable text stream, optional
@@ -268,6 +308,7 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, verbo
         ``"epoch"`` (1-based), ``"loss"`` and ``"accuracy"`` (mean over the
         epoch's batches, weighted by batch size, taken while the weights
         change -- the usual running figure, not a final evaluation),
+        ``"lr"`` (the optimizer's learning rate during the epoch),
         ``"elapsed"`` (seconds since the start of ``fit``), and with
         ``val_data`` ``"val_loss"`` and ``"val_accuracy"``.
 
@@ -293,19 +334,23 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, verbo
     if val_data is not None:
         Xv, yv = _unpack(val_data, "val_data")
         _check_xy(model, Xv, yv, "val_data X", "val_data y")
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise TypeError(f"lr_schedule must be a function epoch -> lr, or None, got {lr_schedule!r}")
     if not isinstance(verbose, bool):
         raise TypeError(f"verbose must be True or False, got {verbose!r}")
     out = sys.stdout if file is None else file
 
     dtype = _model_dtype(model)
     n = X.shape[0]
-    history = {"epoch": [], "loss": [], "accuracy": [], "elapsed": []}
+    history = {"epoch": [], "loss": [], "accuracy": [], "lr": [], "elapsed": []}
     if val_data is not None:
         history.update(val_loss=[], val_accuracy=[])
     t0 = time.perf_counter()
     width = len(str(epochs))
     with _ModeRestored(model, training=True):
         for epoch in range(1, epochs + 1):
+            if lr_schedule is not None:
+                optimizer.lr = check_float(lr_schedule(epoch), f"lr_schedule({epoch})", low=0.0, low_inclusive=False)
             total_loss, correct = 0.0, 0
             for idx in _batches(n, batch_size, gen.permutation(n)):
                 xb = X[idx].astype(dtype, copy=False)  # fancy indexing copies: X is never touched
@@ -319,7 +364,11 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, verbo
             history["epoch"].append(epoch)
             history["loss"].append(total_loss / n)
             history["accuracy"].append(correct / n)
-            line = f"epoch {epoch:>{width}}/{epochs}  loss {total_loss / n:.4f}  accuracy {100.0 * correct / n:6.2f}%"
+            history["lr"].append(optimizer.lr)
+            line = (
+                f"epoch {epoch:>{width}}/{epochs}  lr {optimizer.lr:.2e}  loss {total_loss / n:.4f}  "
+                f"accuracy {100.0 * correct / n:6.2f}%"
+            )
             if val_data is not None:
                 # evaluate switches to eval mode and back to training mode.
                 res = evaluate(model, Xv, yv)
