@@ -21,7 +21,7 @@ Array conventions
 - No function writes into its arguments.
 """
 
-from . import exercises, functional, gradcheck, layers, losses
+from . import datasets, exercises, functional, gradcheck, io, layers, losses, optim, train, zoo
 from ._validate import StateError
 from .layers import (
     AvgPool2d,
@@ -98,13 +98,18 @@ __all__ = [
     "ReLU",
     "Sequential",
     "StateError",
+    "datasets",
     "exercises",
     "functional",
     "gradcheck",
+    "io",
     "layers",
     "log_softmax",
     "losses",
     "softmax",
     "softmax_cross_entropy",
+    "optim",
+    "train",
     "viz",
+    "zoo",
 ]
