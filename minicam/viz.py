@@ -541,7 +541,7 @@ def explain_batch(model, images, class_idx=None, layer=None, columns=COLUMNS, in
 
 
 def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels, interpolation, alpha, cmap,
-              show_peak, colorbar):
+              show_peak, colorbar, label=None):
     """Draw row ``i`` of :func:`explain_batch`'s results; return that row's maps."""
     from .losses import softmax
 
@@ -564,6 +564,8 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
             _draw_image(ax, image)
             pred = _class_name(class_names, predicted)
             title = f"pred: {pred}\nlogit {scores[predicted]:.2f}, p={probs[predicted]:.2f}"
+            if label is not None:
+                title = f"true: {_class_name(class_names, label)}, " + title
             if class_idx != predicted:
                 title += f"\nexplaining: {target} (p={probs[class_idx]:.2f})"
             ax.set_title(title, fontsize=7)
@@ -579,12 +581,12 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
                 continue
             sub = {"cam": "signed", "grad-cam": "ReLU", "counterfactual": "ReLU of −α"}[col]
             overlay(image, raw, alpha=alpha, cmap=cmap, ax=ax, interpolation=interpolation, colorbar=colorbar,
-                    title=f"{label} → {target}\n({sub}, {raw.shape[0]}×{raw.shape[1]} up)")
+                    title=f"{label}\n→ {target} ({sub}, {raw.shape[0]}×{raw.shape[1]} up)")
             if show_peak:
                 row["peaks"][col] = mark_peak(ax, raw, (H, W), interpolation=interpolation)
         else:
             label = _COLUMN_TITLES[col]
-            show_signed(row[col], ax=ax, colorbar=colorbar, title=f"{label} → {target}\n(signed)")
+            show_signed(row[col], ax=ax, colorbar=colorbar, title=f"{label}\n→ {target} (signed)")
         if boxes is not None and col not in ("guided-backprop", "guided-grad-cam"):
             draw_boxes(ax, boxes, labels=box_labels if col == "image" else None)
     return row
@@ -605,6 +607,7 @@ def explanation_row(
     cmap="jet",
     show_peak=False,
     colorbar=True,
+    label=None,
 ):
     """Explain one image and draw one row: image | CAM | Grad-CAM | ... .
 
@@ -632,6 +635,8 @@ def explanation_row(
     show_peak : bool
         Mark the maximum of each upsampled CAM/Grad-CAM map with ``+``.
     colorbar : bool
+    label : int, optional
+        The image's true class, shown next to the prediction.
 
     Returns
     -------
@@ -648,8 +653,10 @@ def explanation_row(
         raise ValueError(f"axes must hold one Axes per column ({len(columns)}), got {len(axes)}")
     check_float_array(image, "image", ndim=3)
     computed = explain_batch(model, image[None], class_idx, layer=layer, columns=columns, interpolation=interpolation)
+    if label is not None:
+        label = check_int(label, "label", minimum=0)
     return _draw_row(axes, image, computed, 0, columns, class_names, boxes, box_labels, interpolation, alpha, cmap,
-                     show_peak, colorbar)
+                     show_peak, colorbar, label)
 
 
 def explanation_grid(
@@ -668,6 +675,7 @@ def explanation_grid(
     colorbar=True,
     panel=2.0,
     suptitle=None,
+    labels=None,
 ):
     """A figure with one row per image: image | CAM | Grad-CAM | guided backprop | Guided Grad-CAM | counterfactual.
 
@@ -692,6 +700,8 @@ def explanation_grid(
     panel : float
         Size of one panel in inches.
     suptitle : str, optional
+    labels : array-like of N ints, optional
+        True class of each image, shown next to the prediction.
 
     Returns
     -------
@@ -709,6 +719,11 @@ def explanation_grid(
             raise ValueError(f"boxes must have shape (N, 4) or (N, K, 4) with N={n}, got shape {boxes.shape}")
     if box_labels is not None and len(box_labels) != n:
         raise ValueError(f"box_labels must have one entry per image ({n}), got {len(box_labels)}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), one true class per image, got shape {labels.shape}")
+        labels = [check_int(v, "labels", minimum=0) for v in labels.tolist()]
     columns = _check_columns(columns)
     computed = explain_batch(model, images, class_idx, layer=layer, columns=columns, interpolation=interpolation)
     fig, axes = _figure(n, len(columns), panel=panel, extra_height=0.3 if suptitle else 0.0)
@@ -716,6 +731,7 @@ def explanation_grid(
         _draw_row(
             axes[i], images[i], computed, i, columns, class_names, None if boxes is None else boxes[i],
             None if box_labels is None else box_labels[i], interpolation, alpha, cmap, show_peak, colorbar,
+            None if labels is None else labels[i],
         )
         for i in range(n)
     ]

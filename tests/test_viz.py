@@ -258,7 +258,8 @@ def test_grid_on_a_gap_model_draws_every_column(rng, tmp_path):
         np.testing.assert_allclose(rows[i]["guided-grad-cam"], mc.guided_grad_cam(model, x, c)[0], atol=1e-15)
     assert rows[0]["guided-grad-cam"].shape == (3, 12, 10)
     titles = [ax.get_title() for ax in panels]
-    assert titles[1].startswith("CAM → b") and titles[8].startswith("Grad-CAM → d")
+    assert titles[1] == "CAM\n→ b (signed, 6×5 up)"
+    assert titles[8] == "Grad-CAM\n→ d (ReLU, 6×5 up)"
     fig.savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 1000
 
@@ -279,6 +280,20 @@ def test_grid_default_class_is_the_prediction_and_one_image_works(rng):
     row = fig.minicam_maps[0]
     assert row["class_idx"] == row["predicted"] == int(np.argmax(model.forward(image[None])))
     assert len(panel_axes(fig)) == 2
+
+
+def test_grid_titles_show_true_label_prediction_and_explained_class(rng):
+    model = gap_model()
+    images = rng.random((2, 3, 8, 8))
+    predicted = np.argmax(model.forward(images), axis=1)
+    other = (predicted + 1) % 4
+    fig = viz.explanation_grid(model, images, class_idx=other, class_names=list("abcd"), labels=[2, 0],
+                               columns=("image",))
+    first = panel_axes(fig)[0].get_title()
+    assert first.startswith(f"true: c, pred: {'abcd'[predicted[0]]}\nlogit ")
+    assert f"explaining: {'abcd'[other[0]]}" in first
+    with pytest.raises(ValueError, match=r"labels must have shape \(2,\)"):
+        viz.explanation_grid(model, images, labels=[1])
 
 
 def test_grid_draws_boxes_and_peaks(rng):
