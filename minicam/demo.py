@@ -223,9 +223,10 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     scenes = datasets.scenes(_N_SCENES_RATE, seed=_SCENE_SEED)
 
     say("minicam demo: bundled models on held-out data, float64")
-    accuracy = {}
+    accuracy, correct = {}, {}
     for name, data in (("shapes-gap", shapes), ("shapes-fc", shapes), ("digits-gap", digits)):
-        accuracy[name] = float(np.mean(predict(models[name], data.images) == data.labels))
+        correct[name] = predict(models[name], data.images) == data.labels
+        accuracy[name] = float(np.mean(correct[name]))
         say(f"  {name:<10}  held-out accuracy {100 * accuracy[name]:5.1f}%  ({len(data)} {data.name} images, seed {_HELDOUT_SEED})")
 
     # -- the identity, measured live ------------------------------------------
@@ -273,13 +274,14 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     figures = []
     pick = _one_per_class(shapes.labels, len(cls), 4)
     fig = viz.explanation_grid(
-        gap, shapes.images[pick], class_names=cls, boxes=shapes.boxes[pick],
+        gap, shapes.images[pick], class_names=cls, boxes=shapes.boxes[pick], labels=shapes.labels[pick],
         suptitle="shapes-gap (GAP -> Linear): held-out shapes, each explained for its predicted class",
     )
     figures.append(_save(fig, out / "shapes-gap.png", dpi))
     dpick = _one_per_class(digits.labels, 10, 4)
     fig = viz.explanation_grid(
         models["digits-gap"], digits.images[dpick], class_names=names["digits-gap"], boxes=digits.boxes[dpick],
+        labels=digits.labels[dpick],
         suptitle="digits-gap: held-out handwriting (UCI digits, test split) in clutter",
     )
     figures.append(_save(fig, out / "digits-gap.png", dpi))
@@ -290,7 +292,12 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
         suptitle="two-object scenes, shapes-gap: each row explains one of the two classes (+ = peak of the map)",
     )
     figures.append(_save(fig, out / "scene.png", dpi))
-    figures.append(_save(_overview(models, names, shapes, digits, scenes, pick, dpick), out / "overview.png", dpi))
+    # The overview shows the first held-out image each model gets right (shapes: both
+    # shapes models), so its rows show what a working model looks at; the grids above
+    # take the first image of each class, right or wrong.
+    s_idx = int(np.argmax(correct["shapes-gap"] & correct["shapes-fc"]))
+    d_idx = int(np.argmax(correct["digits-gap"]))
+    figures.append(_save(_overview(models, names, shapes, digits, scenes, s_idx, d_idx), out / "overview.png", dpi))
 
     say()
     say("Figures: " + ", ".join(figures))
@@ -310,26 +317,29 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     }
 
 
-def _overview(models, names, shapes, digits, scenes, pick, dpick):
+def _overview(models, names, shapes, digits, scenes, s_idx, d_idx):
     """One figure with every model and the scene: the README's picture."""
     from . import viz
 
     rows = [
-        ("shapes-gap", shapes.images[pick[0]], None, shapes.boxes[pick[0]], None),
-        ("shapes-fc", shapes.images[pick[0]], None, shapes.boxes[pick[0]], None),
-        ("digits-gap", digits.images[dpick[1]], None, digits.boxes[dpick[1]], None),
+        ("shapes-gap", shapes.images[s_idx], None, shapes.boxes[s_idx], None, shapes.labels[s_idx]),
+        ("shapes-fc", shapes.images[s_idx], None, shapes.boxes[s_idx], None, shapes.labels[s_idx]),
+        ("digits-gap", digits.images[d_idx], None, digits.boxes[d_idx], None, digits.labels[d_idx]),
     ]
     cls = names["shapes-gap"]
     for c in scenes.labels[0]:
-        rows.append(("shapes-gap", scenes.images[0], int(c), scenes.boxes[0], [cls[k] for k in scenes.labels[0]]))
+        rows.append(("shapes-gap", scenes.images[0], int(c), scenes.boxes[0], [cls[k] for k in scenes.labels[0]], None))
     fig, axes = viz._figure(len(rows), len(viz.COLUMNS), panel=2.0, extra_height=0.3)
-    for r, (name, image, c, boxes, box_labels) in enumerate(rows):
+    for r, (name, image, c, boxes, box_labels, label) in enumerate(rows):
         viz.explanation_row(
             axes[r], models[name], image, class_idx=c, class_names=names[name], boxes=boxes,
-            box_labels=box_labels, show_peak=box_labels is not None,
+            box_labels=box_labels, show_peak=box_labels is not None, label=label,
         )
         axes[r, 0].set_ylabel(name, fontsize=8)
-    fig.suptitle("minicam demo: held-out images; last two rows explain each class of one two-object scene", fontsize=9)
+    fig.suptitle(
+        "minicam demo: the first held-out image each model classifies correctly; "
+        "the last two rows explain each class of one two-object scene (+ = peak)", fontsize=9,
+    )
     return fig
 
 
