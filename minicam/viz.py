@@ -581,7 +581,7 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
                 continue
             sub = {"cam": "signed", "grad-cam": "ReLU", "counterfactual": "ReLU of −α"}[col]
             overlay(image, raw, alpha=alpha, cmap=cmap, ax=ax, interpolation=interpolation, colorbar=colorbar,
-                    title=f"{label}\n→ {target} ({sub}, {raw.shape[0]}×{raw.shape[1]} up)")
+                    title=f"{label} → {target}\n{sub}, {raw.shape[0]}×{raw.shape[1]} up")
             if show_peak:
                 row["peaks"][col] = mark_peak(ax, raw, (H, W), interpolation=interpolation)
         else:

@@ -258,8 +258,8 @@ def test_grid_on_a_gap_model_draws_every_column(rng, tmp_path):
         np.testing.assert_allclose(rows[i]["guided-grad-cam"], mc.guided_grad_cam(model, x, c)[0], atol=1e-15)
     assert rows[0]["guided-grad-cam"].shape == (3, 12, 10)
     titles = [ax.get_title() for ax in panels]
-    assert titles[1] == "CAM\n→ b (signed, 6×5 up)"
-    assert titles[8] == "Grad-CAM\n→ d (ReLU, 6×5 up)"
+    assert titles[1] == "CAM → b\nsigned, 6×5 up"
+    assert titles[8] == "Grad-CAM → d\nReLU, 6×5 up"
     fig.savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 1000
 
