@@ -180,7 +180,10 @@ def _cmd_train(args):
     t0, c0 = time.perf_counter(), time.process_time()
     command = (
         f"python -m minicam train --dataset {args.dataset} --model {args.model} --epochs {args.epochs} "
-        f"--batch-size {args.batch_size} --lr {args.lr:g} --seed {args.seed} --n-train {args.n_train} --out {args.out}"
+        f"--batch-size {args.batch_size} --lr {args.lr:g} --warmup {args.warmup:g} --seed {args.seed} "
+        f"--n-train {args.n_train}"
+        + (f" --features-from {args.features_from}" if args.features_from else "")
+        + f" --out {args.out}"
     )
     for flag, value, choices in (("--dataset", args.dataset, zoo.TRAINING_DATA), ("--model", args.model, zoo.ARCHITECTURES)):
         if value not in choices:
@@ -193,9 +196,9 @@ def _cmd_train(args):
     try:
         model, metadata = zoo.train_reference(
             args.dataset, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            seed=args.seed, n_train=args.n_train,
+            seed=args.seed, n_train=args.n_train, warmup=args.warmup, features_from=args.features_from,
         )
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"python -m minicam train: error: {err}", file=sys.stderr)
         return 2
     metadata["command"] = command
@@ -216,7 +219,7 @@ def _add_train(sub):
         "train",
         help="train a reference architecture (gap or fc) on shapes or digits and save it",
         description="Generate training data, train zoo.gap_net or zoo.fc_net in float32 with Adam and a cosine "
-        "learning-rate decay (one line per epoch), report the accuracy on fresh held-out data (float64, as "
+        "learning-rate schedule (one line per epoch), report the accuracy on fresh held-out data (float64, as "
         "zoo.pretrained loads it) and save one .npz model file. The same arguments rebuild the same file. "
         "The bundled models were made by the commands in minicam.zoo.PRETRAINED.",
     )
@@ -224,9 +227,13 @@ def _add_train(sub):
     p.add_argument("--model", required=True, help="gap (conv blocks, GAP, linear) or fc (conv blocks, flatten, two linear)")
     p.add_argument("--epochs", type=int, default=4, help="passes over the training data (default 4)")
     p.add_argument("--batch-size", type=int, default=16, help="images per step (default 16)")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate at the first epoch (default 3e-3)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's peak learning rate, cosine-decayed (default 3e-3)")
+    p.add_argument("--warmup", type=float, default=0.0, help="epochs of linear learning-rate warm-up (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the initial weights and the shuffles (default 0)")
     p.add_argument("--n-train", type=int, default=6000, help="number of training images (default 6000)")
+    p.add_argument("--features-from", default=None, metavar="MODEL.npz",
+                   help="copy and freeze the convolutional blocks of this trained model; train only the layers "
+                   "after the feature map (how shapes-fc is made from shapes-gap)")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.set_defaults(func=_cmd_train)
 

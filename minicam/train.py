@@ -242,30 +242,41 @@ def format_confusion_matrix(cm, class_names):
 # ----------------------------------------------------------------------------
 
 
-def cosine_schedule(lr, epochs):
-    """Cosine learning-rate decay by epoch, for :func:`fit`'s ``lr_schedule``.
+def cosine_schedule(lr, epochs, warmup=0.0):
+    """Linear warm-up, then cosine decay: a learning rate for every step, for :func:`fit`.
 
     Parameters
     ----------
     lr : float
-        Learning rate of the first epoch.
+        Peak learning rate.
     epochs : int
-        Length of the schedule.
+        Length of the schedule, in epochs.
+    warmup : float, default 0
+        Length of the warm-up, in epochs (fractions allowed).
 
     Returns
     -------
     callable
-        ``schedule(epoch)`` for ``epoch = 1 .. epochs``:
-        :math:`\\eta_e = \\tfrac{\\eta}{2}\\left(1 + \\cos\\frac{\\pi (e - 1)}{E}\\right)`,
-        from ``lr`` down to about ``lr * (pi / E)**2 / 4`` at the last epoch
-        (Loshchilov & Hutter 2017, without restarts): large steps while far
-        from a minimum, small ones to settle at the end.
+        ``schedule(t)``, with ``t`` the number of epochs done before the
+        step (fractional: ``epoch - 1 + batch / batches_per_epoch``):
+
+        .. math:: \\eta(t) = \\eta \\cdot \\min\\left(1, \\tfrac{1}{10} + \\tfrac{9}{10}\\tfrac{t}{w}\\right)
+                  \\cdot \\tfrac{1}{2}\\left(1 + \\cos\\frac{\\pi t}{E}\\right)
+
+        The cosine (Loshchilov & Hutter 2017, without restarts) takes large
+        steps while far from a minimum and small ones to settle at the end.
+        The warm-up starts at ``lr / 10``: Adam's first steps move every
+        weight by about ``lr`` whatever its gradient's size (its moment
+        estimates know only one gradient), and in a wide layer with positive
+        inputs such steps add up and can switch off every ReLU that follows.
     """
     lr = check_float(lr, "lr", low=0.0, low_inclusive=False)
     epochs = check_int(epochs, "epochs", minimum=1)
+    warmup = check_float(warmup, "warmup", low=0.0, high=float(epochs))
 
-    def schedule(epoch):
-        return lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / epochs))
+    def schedule(t):
+        ramp = 1.0 if t >= warmup else 0.1 + 0.9 * t / warmup
+        return lr * ramp * 0.5 * (1.0 + np.cos(np.pi * t / epochs))
 
     return schedule
 
@@ -294,9 +305,10 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_sc
     val_data : (X, y) pair or Dataset, optional
         Evaluated (eval mode) after each epoch: ``val_loss``, ``val_accuracy``.
     lr_schedule : callable, optional
-        ``lr_schedule(epoch) -> float`` (epoch from 1), set as
-        ``optimizer.lr`` before each epoch, e.g. :func:`cosine_schedule`.
-        The optimizer is left at the last epoch's rate.
+        ``lr_schedule(t) -> float``, set as ``optimizer.lr`` before each
+        step; ``t`` is the number of epochs done (fractional:
+        ``epoch - 1 + batch / batches_per_epoch``), e.g.
+        :func:`cosine_schedule`. The optimizer keeps the last step's rate.
     verbose : bool, default True
         Print one line per epoch.
     file : writable text stream, optional
@@ -308,7 +320,7 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_sc
         ``"epoch"`` (1-based), ``"loss"`` and ``"accuracy"`` (mean over the
         epoch's batches, weighted by batch size, taken while the weights
         change -- the usual running figure, not a final evaluation),
-        ``"lr"`` (the optimizer's learning rate during the epoch),
+        ``"lr"`` (the optimizer's learning rate at the epoch's first step),
         ``"elapsed"`` (seconds since the start of ``fit``), and with
         ``val_data`` ``"val_loss"`` and ``"val_accuracy"``.
 
@@ -335,7 +347,7 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_sc
         Xv, yv = _unpack(val_data, "val_data")
         _check_xy(model, Xv, yv, "val_data X", "val_data y")
     if lr_schedule is not None and not callable(lr_schedule):
-        raise TypeError(f"lr_schedule must be a function epoch -> lr, or None, got {lr_schedule!r}")
+        raise TypeError(f"lr_schedule must be a function t -> lr (t in epochs), or None, got {lr_schedule!r}")
     if not isinstance(verbose, bool):
         raise TypeError(f"verbose must be True or False, got {verbose!r}")
     out = sys.stdout if file is None else file
@@ -348,11 +360,14 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_sc
     t0 = time.perf_counter()
     width = len(str(epochs))
     with _ModeRestored(model, training=True):
+        num_batches = -(-n // batch_size)
         for epoch in range(1, epochs + 1):
-            if lr_schedule is not None:
-                optimizer.lr = check_float(lr_schedule(epoch), f"lr_schedule({epoch})", low=0.0, low_inclusive=False)
-            total_loss, correct = 0.0, 0
-            for idx in _batches(n, batch_size, gen.permutation(n)):
+            total_loss, correct, first_lr = 0.0, 0, None
+            for b, idx in enumerate(_batches(n, batch_size, gen.permutation(n))):
+                if lr_schedule is not None:
+                    t = epoch - 1 + b / num_batches
+                    optimizer.lr = check_float(lr_schedule(t), f"lr_schedule({t:g})", low=0.0, low_inclusive=False)
+                first_lr = optimizer.lr if first_lr is None else first_lr
                 xb = X[idx].astype(dtype, copy=False)  # fancy indexing copies: X is never touched
                 yb = y[idx]
                 scores = model.forward(xb)
@@ -364,9 +379,9 @@ def fit(model, data, epochs, batch_size, optimizer, rng, *, val_data=None, lr_sc
             history["epoch"].append(epoch)
             history["loss"].append(total_loss / n)
             history["accuracy"].append(correct / n)
-            history["lr"].append(optimizer.lr)
+            history["lr"].append(first_lr)
             line = (
-                f"epoch {epoch:>{width}}/{epochs}  lr {optimizer.lr:.2e}  loss {total_loss / n:.4f}  "
+                f"epoch {epoch:>{width}}/{epochs}  lr {first_lr:.2e}  loss {total_loss / n:.4f}  "
                 f"accuracy {100.0 * correct / n:6.2f}%"
             )
             if val_data is not None:
