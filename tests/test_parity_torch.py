@@ -272,14 +272,21 @@ def compare_models(label, model, module, x, rng, names=None):
     layers = model.layers
     for i, (name, layer) in enumerate(model):
         tmod = module.get_submodule(names[name])
-        before_train_bn = i + 1 < len(layers) and isinstance(layers[i + 1], mc.BatchNorm2d) and layers[i + 1].training
+        # The next layer that is not a max-pool: max-pool commutes with adding a per-channel constant, so a
+        # conv bias followed by max-pool and then train-mode BatchNorm still has a true gradient of 0.
+        j = i + 1
+        while j < len(layers) and isinstance(layers[j], mc.MaxPool2d):
+            j += 1
+        before_train_bn = (
+            isinstance(layer, mc.Conv2d) and j < len(layers) and isinstance(layers[j], mc.BatchNorm2d) and layers[j].training
+        )
         for key in layer.params:
             tparam = getattr(tmod, TORCH_NAME[key], None)
             if tparam is None:  # bias=False in torch: minicam's zero bias has a gradient torch does not compute
                 np.testing.assert_array_equal(layer.params[key], 0.0)
                 continue
             if key == "b" and before_train_bn:
-                # A bias directly before train-mode BatchNorm has a true gradient of exactly 0 (the batch
+                # A bias before train-mode BatchNorm (directly or through max-pools) has a true gradient of exactly 0 (the batch
                 # mean removes it): both frameworks return rounding noise, whose relative difference is
                 # meaningless. Both must be zero to rounding, on the scale of the same layer's dW.
                 scale = float(np.abs(layer.grads["W"]).max())
