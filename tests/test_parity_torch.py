@@ -25,74 +25,28 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
+from parity_support import Differences, numpy_of, require
 
-ENABLE = "pip install torch==2.13.0 captum"
-
-
-def _require(name):
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            raise ImportError(
-                f"CI is set, so the PyTorch parity tests must run, but {name!r} cannot be imported ({err}); "
-                f"the CI requirements must install it ({ENABLE})"
-            ) from err
-        pytest.skip(f"{name} is not installed: `{ENABLE}` to run the parity tests against PyTorch", allow_module_level=True)
-
-
-torch = _require("torch")
-bridge = _require("minicam.interop.torch")
+torch = require("torch", "the parity tests against PyTorch")
+bridge = require("minicam.interop.torch", "the parity tests against PyTorch")
 nn = torch.nn
 
 TOL = 1e-10  # relative, for arithmetic (float64; measured differences are ~1e-15)
 EXACT = 0.0  # for selections and copies
 
-# quantity -> [largest relative difference, largest absolute difference, where]
-MEASURED = {}
+DIFFS = Differences("torch")
+MEASURED = DIFFS.measured  # quantity -> [largest relative, largest absolute, where]
+check = DIFFS.check
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
     yield
-    if not MEASURED:
-        return
-    lines = [f"largest difference minicam vs PyTorch per quantity ({os.path.basename(__file__)}; "
-             f"models: {', '.join(label for label, _, _ in reference_models())}):"]
-    width = max(len(q) for q in MEASURED)
-    for quantity, (rel, absolute, where) in sorted(MEASURED.items()):
-        lines.append(f"  {quantity:<{width}}  rel {rel:9.2e}  abs {absolute:9.2e}  ({where})")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():  # shown with and without -s
-            reporter.write_line("")
-            for line in lines:
-                reporter.write_line(line)
-
-
-def numpy_of(t):
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def check(quantity, mine, theirs, tol, where):
-    """Record the difference of one quantity and assert it is within ``tol`` (relative)."""
-    mine = np.asarray(mine)
-    theirs = numpy_of(theirs)
-    assert mine.shape == theirs.shape, f"{where}: {quantity}: minicam shape {mine.shape}, torch shape {theirs.shape}"
-    rel = gc.rel_error(mine, theirs)
-    absolute = float(np.abs(mine - theirs).max()) if mine.size else 0.0
-    best = MEASURED.get(quantity)
-    if best is None or rel > best[0]:
-        MEASURED[quantity] = [rel, absolute if best is None else max(absolute, best[1]), where]
-    elif absolute > best[1]:
-        best[1] = absolute
-    if rel > tol:
-        worst = np.unravel_index(np.abs(mine - theirs).argmax(), mine.shape)
-        pytest.fail(
-            f"{where}: {quantity} differs from PyTorch: relative {rel:.3e} > {tol:.0e}, abs {absolute:.3e}; "
-            f"at index {worst}: minicam {mine[worst]!r}, torch {theirs[worst]!r}"
-        )
+    DIFFS.write_report(
+        request,
+        f"largest difference minicam vs PyTorch per quantity ({os.path.basename(__file__)}; "
+        f"models: {', '.join(label for label, _, _ in reference_models())}):",
+    )
 
 
 # minicam key -> torch attribute

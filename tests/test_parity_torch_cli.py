@@ -7,7 +7,6 @@ that does not fit). Skipped without torch/captum; with ``CI`` set, a missing
 torch/captum is an error.
 """
 
-import importlib
 import os
 import pathlib
 import runpy
@@ -19,25 +18,11 @@ import pytest
 
 import minicam as mc
 from minicam.__main__ import _TORCH_METHODS, main
+from parity_support import require
 
-ENABLE = "pip install torch==2.13.0 captum"
-
-
-def _require(name):
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            raise ImportError(
-                f"CI is set, so the PyTorch parity tests must run, but {name!r} cannot be imported ({err}); "
-                f"the CI requirements must install it ({ENABLE})"
-            ) from err
-        pytest.skip(f"{name} is not installed: `{ENABLE}` to run check-torch's tests", allow_module_level=True)
-
-
-torch = _require("torch")
-_require("captum")
-bridge = _require("minicam.interop.torch")
+torch = require("torch", "check-torch's tests")
+require("captum", "check-torch's tests")
+bridge = require("minicam.interop.torch", "check-torch's tests")
 nn = torch.nn
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"

@@ -34,31 +34,19 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
+from parity_support import Differences, numpy_of, require
 
-ENABLE = "pip install torch==2.13.0 captum"
-
-
-def _require(name):
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            raise ImportError(
-                f"CI is set, so the PyTorch parity tests must run, but {name!r} cannot be imported ({err}); "
-                f"the CI requirements must install it ({ENABLE})"
-            ) from err
-        pytest.skip(f"{name} is not installed: `{ENABLE}` to run the parity tests against captum", allow_module_level=True)
-
-
-torch = _require("torch")
-ca = _require("captum.attr")
-bridge = _require("minicam.interop.torch")
+torch = require("torch", "the parity tests against captum")
+ca = require("captum.attr", "the parity tests against captum")
+bridge = require("minicam.interop.torch", "the parity tests against captum")
 nn = torch.nn
 F = torch.nn.functional
 
 TOL = 1e-10
 EXACT = 0.0
-MEASURED = {}
+DIFFS = Differences("captum/torch")
+MEASURED = DIFFS.measured
+check = DIFFS.check
 
 # captum's GuidedBackprop / Deconvolution announce the hooks they set on every call
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU activations")
@@ -67,43 +55,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU a
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
     yield
-    if not MEASURED:
-        return
-    lines = [f"largest difference minicam vs captum/torch per quantity ({os.path.basename(__file__)}; "
-             f"models: {', '.join(IDS)}):"]
-    width = max(len(q) for q in MEASURED)
-    for quantity, (rel, absolute, where) in sorted(MEASURED.items()):
-        lines.append(f"  {quantity:<{width}}  rel {rel:9.2e}  abs {absolute:9.2e}  ({where})")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line("")
-            for line in lines:
-                reporter.write_line(line)
-
-
-def numpy_of(t):
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def check(quantity, mine, theirs, tol, where):
-    mine = np.asarray(mine)
-    theirs = numpy_of(theirs)
-    assert mine.shape == theirs.shape, f"{where}: {quantity}: minicam shape {mine.shape}, captum shape {theirs.shape}"
-    rel = gc.rel_error(mine, theirs)
-    absolute = float(np.abs(mine - theirs).max()) if mine.size else 0.0
-    best = MEASURED.get(quantity)
-    if best is None or rel > best[0]:
-        MEASURED[quantity] = [rel, absolute if best is None else max(absolute, best[1]), where]
-    elif absolute > best[1]:
-        best[1] = absolute
-    if rel > tol:
-        worst = np.unravel_index(np.abs(mine - theirs).argmax(), mine.shape)
-        pytest.fail(
-            f"{where}: {quantity} differs: relative {rel:.3e} > {tol:.0e}, abs {absolute:.3e}; "
-            f"at index {worst}: minicam {mine[worst]!r}, captum/torch {theirs[worst]!r}"
-        )
+    DIFFS.write_report(
+        request,
+        f"largest difference minicam vs captum/torch per quantity ({os.path.basename(__file__)}; models: {', '.join(IDS)}):",
+    )
 
 
 # ---------------------------------------------------------------------------
