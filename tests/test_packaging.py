@@ -28,3 +28,40 @@ def test_import_minicam_needs_only_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"import minicam pulled in optional dependencies: {out}"
+
+
+def test_wheel_holds_the_bundled_files_and_pretrained_loads_from_it(tmp_path):
+    """Build a wheel, unpack it, and load every bundled model from the unpacked copy alone."""
+    import importlib.util
+    import subprocess
+    import sys
+    import zipfile
+
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "wheel"), str(ROOT)]
+    if importlib.util.find_spec("setuptools") is not None:
+        cmd.insert(4, "--no-build-isolation")  # build with the installed setuptools: faster, no download
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    (wheel,) = (tmp_path / "wheel").glob("minicam-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        zf.extractall(tmp_path / "site")
+    for name in ("uci_digits.npz", "shapes-gap.npz", "shapes-fc.npz", "digits-gap.npz"):
+        assert f"minicam/data/{name}" in names, f"{name} missing from the wheel"
+    assert "minicam/explain/__init__.py" in names
+
+    code = (
+        "import minicam as mc, numpy as np\n"
+        "assert mc.__file__.startswith(SITE), mc.__file__\n"
+        "for name in ('shapes-gap', 'shapes-fc', 'digits-gap'):\n"
+        "    assert str(mc.zoo.pretrained_path(name)).startswith(SITE), mc.zoo.pretrained_path(name)\n"
+        "    model = mc.zoo.pretrained(name)\n"
+        "    assert next(model.named_parameters())[1].dtype == np.float64\n"
+        "print('ok')\n"
+    )
+    site = str(tmp_path / "site")
+    env = {"PYTHONPATH": site, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", f"SITE = {site!r}\n" + code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
