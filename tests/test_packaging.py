@@ -37,7 +37,18 @@ def test_wheel_holds_the_bundled_files_and_pretrained_loads_from_it(tmp_path):
     import sys
     import zipfile
 
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "wheel"), str(ROOT)]
+    # Build from a clean copy: an in-tree build would reuse a stale build/ folder and could hide a
+    # file that the package metadata no longer includes.
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "minicam", src / "minicam", ignore=skip)
+    shutil.copytree(ROOT / "data", src / "data", ignore=skip)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "wheel"), str(src)]
     if importlib.util.find_spec("setuptools") is not None:
         cmd.insert(4, "--no-build-isolation")  # build with the installed setuptools: faster, no download
     subprocess.run(cmd, check=True, capture_output=True, text=True)
