@@ -83,30 +83,6 @@ def test_demo_refuses_a_file_as_out_dir(tmp_path):
         demo.run_demo(target, verbose=False)
 
 
-def test_identity_error_is_rounding_on_a_random_gap_model(rng):
-    model = zoo.gap_net(in_channels=3, num_classes=5, widths=(4, 6), rng=3)
-    err, scale, hw = demo.identity_error(model, rng.random((3, 3, 10, 14)))
-    assert hw == (5, 7)
-    assert scale > 0 and err < 1e-12 * max(scale, 1.0)
-
-
-def test_peak_object_names_mask_box_neither_and_flat():
-    masks = np.zeros((2, 10, 10), dtype=bool)
-    masks[0, 1:4, 1:4] = True
-    masks[1, 6:9, 5:8] = True
-    boxes = np.array([[1, 1, 4, 4], [4, 5, 9, 9]])  # object 1's box is wider than its mask
-    cam = np.zeros((10, 10))
-    cam[2, 2] = 1.0
-    assert demo.peak_object(cam, masks, boxes) == (0, "mask", (2, 2))
-    cam = np.zeros((10, 10))
-    cam[6, 4] = 1.0
-    assert demo.peak_object(cam, masks, boxes) == (1, "box", (6, 4))
-    cam = np.zeros((10, 10))
-    cam[9, 0] = 1.0
-    assert demo.peak_object(cam, masks, boxes) == (None, "neither", (9, 0))
-    assert demo.peak_object(np.zeros((10, 10)), masks, boxes)[:2] == (None, "flat")
-
-
 # --------------------------------------------------------------------------
 # explain IMAGE
 # --------------------------------------------------------------------------
