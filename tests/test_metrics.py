@@ -34,7 +34,7 @@ def test_pointing_rate_equals_hits_counted_by_hand():
     from minicam import datasets
     from minicam.explain.postprocess import upsample
 
-    model = zoo.gap_net(in_channels=3, num_classes=4, widths=(4, 6), rng=0)
+    model = zoo.gap_net(in_channels=3, num_classes=4, widths=(4, 6), rng=0).eval()  # per-image = batched
     sc = datasets.scenes(4, seed=0)
     res = metrics.pointing_rate(model, sc)
     in_box = in_mask = 0
