@@ -107,3 +107,42 @@ def as_generator(rng, name="rng"):
             raise ValueError(f"{name} seed must be >= 0, got {rng!r}")
         return np.random.default_rng(int(rng))
     raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def check_bool(value, name):
+    """Return ``value`` if it is ``True`` or ``False`` (not a truthy string, number or array)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_pair(value, name, minimum=1):
+    """An int or a pair of ints ``(rows, cols)``, each >= ``minimum``, as a tuple of two ints.
+
+    The one parser of every "int or (h, w)" argument: sizes, windows, strides.
+
+    Parameters
+    ----------
+    value : int or (int, int)
+        An int means the same value along both axes.
+    name : str
+        Argument name used in error messages.
+    minimum : int or None
+        Smallest accepted value of each entry.
+
+    Returns
+    -------
+    (int, int)
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{name} must be >= {minimum} along both axes, got {tuple(value)!r}")
+        out.append(int(v))
+    return tuple(out)

@@ -110,7 +110,7 @@ def pointing_rate(model, scenes, layer=None, interpolation="bilinear"):
     H, W = scenes.images.shape[2:]
     in_box = in_mask = 0
     for k in range(K):
-        maps = upsample(grad_cam(model, scenes.images, scenes.labels[:, k], layer=layer), (H, W), mode=interpolation)
+        maps = upsample(grad_cam(model, scenes.images, scenes.labels[:, k], layer=layer), (H, W), interpolation=interpolation)
         for i in range(n):
             flat = maps[i].max() == maps[i].min()
             row, col = np.unravel_index(int(np.argmax(maps[i])), (H, W))

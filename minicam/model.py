@@ -91,7 +91,6 @@ class Sequential:
         self._layers = named
         self._index = {n: i for i, n in enumerate(names)}
         self.outputs = {}
-        self._input_shape = None
 
     # -- container protocol -------------------------------------------------
     @property
@@ -171,7 +170,6 @@ class Sequential:
                 raise type(err)(f"layer {name!r} ({type(layer).__name__}): {err}") from err
             outputs[name] = out
         self.outputs = outputs
-        self._input_shape = x.shape
         return out
 
     __call__ = forward
@@ -210,6 +208,44 @@ class Sequential:
             name, layer = self._layers[i]
             grad = layer.backward(grad, mode=relu_mode) if isinstance(layer, ReLU) else layer.backward(grad)
         return grad.copy() if grad is dscores else grad
+
+    # -- transient state ------------------------------------------------------
+    def snapshot(self):
+        """Everything a forward or backward pass overwrites, to put back with :meth:`restore`.
+
+        That is the kept outputs, each layer's cache (what its backward
+        needs), its gradients and its buffers (BatchNorm's running
+        statistics, which a training-mode forward updates). Parameters and
+        modes are not included: passes never change them. Arrays are held
+        by reference (layers replace them rather than write into them), so
+        a snapshot is cheap.
+
+        Returns
+        -------
+        object
+            An opaque value for :meth:`restore`.
+        """
+        layers = [(layer, layer._cache, dict(layer.grads), dict(layer.buffers)) for layer in self.layers]
+        return (self.outputs, layers)  # forward replaces the dict, never fills it in place
+
+    def restore(self, snapshot):
+        """Put back the transient state saved by :meth:`snapshot` of this model."""
+        outputs, layers = snapshot
+        if [layer for layer, *_ in layers] != self.layers:
+            raise ValueError("snapshot must come from this model's snapshot(), got one of another model")
+        self.outputs = outputs
+        for layer, cache, grads, buffers in layers:
+            layer._cache = cache
+            layer.grads.clear()
+            layer.grads.update(grads)
+            layer.buffers.clear()
+            layer.buffers.update(buffers)
+
+    def clear_state(self):
+        """Forget the kept outputs and every layer's cache (the next ``backward`` needs a ``forward`` first)."""
+        self.outputs = {}
+        for layer in self.layers:
+            layer._cache = None
 
     # -- parameters -----------------------------------------------------------
     def named_parameters(self):

@@ -169,7 +169,7 @@ def prepare_map(cam, size, interpolation="bilinear"):
     h, w = cam.shape
     if h > H or w > W:
         raise ValueError(f"cam of shape {cam.shape} is larger than the image ({H}, {W}); expected h <= H and w <= W")
-    up = cam if (h, w) == (H, W) else upsample(cam[None], (H, W), mode=interpolation)[0]  # (H, W)
+    up = cam if (h, w) == (H, W) else upsample(cam[None], (H, W), interpolation=interpolation)[0]  # (H, W)
     shown = normalize(up[None])[0]
     return shown, (float(up.min()), float(up.max()))
 

@@ -370,7 +370,7 @@ def test_bad_method_options():
         mc.score_cam(mc.Sequential([mc.Linear(4, 2, rng=0)]), np.ones((2, 4)), 1)
     with pytest.raises(ValueError, match=r"window must fit in the image \(10, 8\), got \(3, 9\)"):
         mc.occlusion(model, x, 1, window=(3, 9))
-    with pytest.raises(ValueError, match="stride must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"stride must be >= 1 along both axes, got \(0, 0\)"):
         mc.occlusion(model, x, 1, stride=0)
     with pytest.raises(ValueError, match=r"stride must not exceed window \(3, 2\).*got \(2, 3\)"):
         mc.occlusion(model, x, 1, window=(3, 2), stride=(2, 3))

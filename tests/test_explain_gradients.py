@@ -132,7 +132,7 @@ def test_rule_level_properties_at_every_relu(make):
 def test_guided_grad_cam_is_upsampled_grad_cam_times_guided_backprop(interpolation, make):
     model, x = make(0), images()
     got = mc.guided_grad_cam(model, x, CLASSES, interpolation=interpolation)
-    up = mc.upsample(mc.grad_cam(model, x, CLASSES), (10, 8), mode=interpolation)
+    up = mc.upsample(mc.grad_cam(model, x, CLASSES), (10, 8), interpolation=interpolation)
     np.testing.assert_array_equal(got, up[:, None] * mc.guided_backprop(model, x, CLASSES))
     assert got.shape == x.shape and np.abs(got).max() > 0
 

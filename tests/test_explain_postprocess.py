@@ -16,7 +16,7 @@ def test_bilinear_2x2_to_4x4_by_hand():
                           [2.5, 2.75, 3.25, 3.5],
                           [3.0, 3.25, 3.75, 4.0]]])
     np.testing.assert_allclose(mc.upsample(m, 4), expected, rtol=1e-15)
-    np.testing.assert_allclose(mc.upsample(m, (4, 4), mode="bilinear"), expected, rtol=1e-15)
+    np.testing.assert_allclose(mc.upsample(m, (4, 4), interpolation="bilinear"), expected, rtol=1e-15)
 
 
 def test_bilinear_non_square_and_downsampling_by_hand():
@@ -56,16 +56,16 @@ def test_upsample_4d_resizes_each_channel_like_3d(rng):
 def test_nearest_rule_by_hand():
     # 3 -> 7: src = floor(d * 3 / 7) = 0, 0, 0, 1, 1, 2, 2
     m = np.array([[[10.0, 20.0, 30.0]]])
-    np.testing.assert_array_equal(mc.upsample(m, (1, 7), mode="nearest"),
+    np.testing.assert_array_equal(mc.upsample(m, (1, 7), interpolation="nearest"),
                                   [[[10.0, 10.0, 10.0, 20.0, 20.0, 30.0, 30.0]]])
     # 14 -> 46: output 23 reads 23 * 14 / 46 = 7 exactly (PyTorch's float32 scale gives 6)
     ramp = np.arange(14, dtype=float)[None, None, :]
-    got = mc.upsample(ramp, (1, 46), mode="nearest")[0, 0]
+    got = mc.upsample(ramp, (1, 46), interpolation="nearest")[0, 0]
     assert got[23] == 7.0
     np.testing.assert_array_equal(got, (np.arange(46) * 14) // 46)
     # integer factor: each pixel repeated
     m = np.array([[[1.0, 2.0], [3.0, 4.0]]])
-    np.testing.assert_array_equal(mc.upsample(m, (4, 6), mode="nearest")[0],
+    np.testing.assert_array_equal(mc.upsample(m, (4, 6), interpolation="nearest")[0],
                                   np.repeat(np.repeat(m[0], 2, axis=0), 3, axis=1))
 
 
@@ -73,23 +73,25 @@ def test_upsample_keeps_dtype_and_input():
     m = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
     before = m.copy()
     for mode in ("bilinear", "nearest"):
-        out = mc.upsample(m, (5, 4), mode=mode)
+        out = mc.upsample(m, (5, 4), interpolation=mode)
         assert out.dtype == np.float32
     np.testing.assert_array_equal(m, before)
 
 
 def test_upsample_bad_input():
     m = np.zeros((1, 2, 2))
-    with pytest.raises(ValueError, match=r"size must be positive, got \(0, 4\)"):
+    with pytest.raises(ValueError, match=r"size must be >= 1 along both axes, got \(0, 4\)"):
         mc.upsample(m, (0, 4))
-    with pytest.raises(ValueError, match=r"size must be positive, got \(-3, -3\)"):
+    with pytest.raises(ValueError, match=r"size must be >= 1 along both axes, got \(-3, -3\)"):
         mc.upsample(m, -3)
-    with pytest.raises(TypeError, match=r"size must be an int or a pair \(H, W\) of ints, got \(1, 2, 3\)"):
+    with pytest.raises(TypeError, match=r"size must be an int or a pair of ints \(rows, cols\), got \(1, 2, 3\)"):
         mc.upsample(m, (1, 2, 3))
-    with pytest.raises(TypeError, match=r"size must be an int, got 2.5"):
+    with pytest.raises(TypeError, match=r"size must be an int or a pair of ints \(rows, cols\), got \(2.5, 3\)"):
         mc.upsample(m, (2.5, 3))
-    with pytest.raises(ValueError, match=r"mode must be one of \('bilinear', 'nearest'\), got 'bicubic'"):
-        mc.upsample(m, 4, mode="bicubic")
+    with pytest.raises(ValueError, match=r"maps must have at least one sample and a non-empty \(h, w\), got shape \(1, 0, 3\)"):
+        mc.upsample(np.zeros((1, 0, 3)), 4)
+    with pytest.raises(ValueError, match=r"interpolation must be one of \('bilinear', 'nearest'\), got 'bicubic'"):
+        mc.upsample(m, 4, interpolation="bicubic")
     with pytest.raises(ValueError, match=r"maps must be 3 or 4-D, got shape \(2, 2\)"):
         mc.upsample(m[0], 4)
     with pytest.raises(TypeError, match="maps must have a floating-point dtype"):

@@ -13,8 +13,8 @@ minicam                                       captum 0.9 / torch 2.13
 ``deconvnet``                                 ``Deconvolution``
 ``guided_grad_cam(interpolation="nearest")``  ``GuidedGradCam`` (nearest, its default)
 ``occlusion(window, stride, baseline)``       ``Occlusion`` (window and stride over all channels)
-``upsample(mode="bilinear")``                 ``F.interpolate(bilinear, align_corners=False)``
-``upsample(mode="nearest")``                  ``F.interpolate(nearest)`` where torch's float32
+``upsample(interpolation="bilinear")``                 ``F.interpolate(bilinear, align_corners=False)``
+``upsample(interpolation="nearest")``                  ``F.interpolate(nearest)`` where torch's float32
                                               scale gives ``floor(dst * in / out)``
 ============================================  ===============================================
 
@@ -326,11 +326,11 @@ SIZE_PAIRS = [
 def test_upsample_bilinear_is_torch_interpolate(src, dst, dtype):
     rng = np.random.default_rng(src[0] * 100 + dst[0])
     maps = rng.standard_normal((2, 3) + src).astype(dtype)
-    mine = mc.upsample(maps, dst, mode="bilinear")
+    mine = mc.upsample(maps, dst, interpolation="bilinear")
     theirs = F.interpolate(torch.tensor(maps), size=dst, mode="bilinear", align_corners=False)
     tol = TOL if dtype == np.float64 else 1e-6
     check(f"upsample bilinear vs F.interpolate ({np.dtype(dtype).name})", mine, theirs, tol, f"{src} -> {dst}")
-    mine3 = mc.upsample(maps[:, 0], dst, mode="bilinear")  # (N, h, w) maps too
+    mine3 = mc.upsample(maps[:, 0], dst, interpolation="bilinear")  # (N, h, w) maps too
     check(f"upsample bilinear vs F.interpolate ({np.dtype(dtype).name})", mine3, theirs[:, 0], tol, f"{src} -> {dst}, 3-D")
 
 
@@ -341,7 +341,7 @@ NEAREST_PAIRS = [(s, d) for s, d in SIZE_PAIRS if torch_nearest_is_floor(s[0], d
 @pytest.mark.parametrize("src,dst", NEAREST_PAIRS, ids=[f"{s}->{d}" for s, d in NEAREST_PAIRS])
 def test_upsample_nearest_is_torch_interpolate_where_torch_floors_exactly(src, dst):
     maps = np.random.default_rng(0).standard_normal((2, 3) + src)
-    mine = mc.upsample(maps, dst, mode="nearest")
+    mine = mc.upsample(maps, dst, interpolation="nearest")
     check("upsample nearest vs F.interpolate", mine, F.interpolate(torch.tensor(maps), size=dst, mode="nearest"), EXACT, f"{src} -> {dst}")
 
 
@@ -352,7 +352,7 @@ def test_torch_nearest_differs_where_documented():
     # (dst 23 reads 23 * 14 / 46 = 7 in exact arithmetic, 6 in torch).
     assert not torch_nearest_is_floor(14, 46)
     maps = np.arange(14.0).reshape(1, 1, 14).repeat(14, axis=1)[None]  # (1, 1, 14, 14), value = column
-    mine = mc.upsample(maps, (46, 46), mode="nearest")
+    mine = mc.upsample(maps, (46, 46), interpolation="nearest")
     theirs = numpy_of(F.interpolate(torch.tensor(maps), size=(46, 46), mode="nearest"))
     assert mine[0, 0, 0, 23] == 7.0 and theirs[0, 0, 0, 23] == 6.0
     moved = sorted({int(c) for c in np.argwhere(mine[0, 0, 0] != theirs[0, 0, 0]).ravel()})
@@ -374,6 +374,6 @@ def test_conventions_doc_captum_recipe_upsampled_layer_grad_cam(mode):
     layer = four_d_layers(model, x)[-1]
     attr = ca.LayerGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)  # relu_attributions=False
     theirs = ca.LayerAttribution.interpolate(attr, tuple(x.shape[2:]), interpolate_mode=mode)
-    mine = mc.upsample(mc.grad_cam(model, x, cls, layer=layer, relu=False), x.shape[2:], mode=mode)
+    mine = mc.upsample(mc.grad_cam(model, x, cls, layer=layer, relu=False), x.shape[2:], interpolation=mode)
     check(f"docs recipe: upsample(grad_cam(relu=False), {mode}) vs LayerAttribution.interpolate", mine, theirs[:, 0],
           TOL, f"{label}, layer {layer}")

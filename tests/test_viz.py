@@ -107,12 +107,12 @@ def test_prepare_map_upsamples_with_minicam_then_normalizes(rng):
     cam = rng.standard_normal((3, 4))
     shown, (lo, hi) = viz.prepare_map(cam, (9, 10))
     assert shown.shape == (9, 10)
-    up = mc.upsample(cam[None], (9, 10), mode="bilinear")
+    up = mc.upsample(cam[None], (9, 10), interpolation="bilinear")
     np.testing.assert_allclose(shown, mc.normalize(up)[0], atol=1e-15)
     assert (lo, hi) == (up.min(), up.max())
     assert shown.min() == 0.0 and shown.max() == 1.0
     near, _ = viz.prepare_map(cam, (9, 10), interpolation="nearest")
-    np.testing.assert_allclose(near, mc.normalize(mc.upsample(cam[None], (9, 10), mode="nearest"))[0])
+    np.testing.assert_allclose(near, mc.normalize(mc.upsample(cam[None], (9, 10), interpolation="nearest"))[0])
     same, _ = viz.prepare_map(cam, (3, 4))
     np.testing.assert_allclose(same, mc.normalize(cam[None])[0])
 

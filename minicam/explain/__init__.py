@@ -40,7 +40,7 @@ smoothgrad           mean of a method over noisy copies of x                as t
 ==================== ====================================================== ==============
 """
 
-from ._core import layer_gradients
+from ._core import cam_applies, layer_gradients, last_feature_layer
 from .cams import (
     cam,
     combine,
@@ -51,6 +51,7 @@ from .cams import (
     grad_cam_weights,
     hires_cam,
     layer_cam,
+    weighted_cam,
     xgrad_cam,
     xgrad_cam_weights,
 )
@@ -64,7 +65,7 @@ from .gradients import (
     smoothgrad,
 )
 from .perturbation import occlusion
-from .postprocess import normalize, upsample
+from .postprocess import INTERPOLATIONS, normalize, relu, upsample
 from .targets import (
     SCORES,
     ClassScore,
@@ -74,10 +75,12 @@ from .targets import (
 )
 
 __all__ = [
+    "INTERPOLATIONS",
     "SCORES",
     "ClassScore",
     "CosineSimilarity",
     "cam",
+    "cam_applies",
     "class_target",
     "combine",
     "combine_elementwise",
@@ -91,15 +94,18 @@ __all__ = [
     "guided_grad_cam",
     "hires_cam",
     "layer_cam",
+    "last_feature_layer",
     "layer_gradients",
     "normalize",
     "occlusion",
+    "relu",
     "saliency",
     "saliency_map",
     "score_cam",
     "similarity_target",
     "smoothgrad",
     "upsample",
+    "weighted_cam",
     "xgrad_cam",
     "xgrad_cam_weights",
 ]

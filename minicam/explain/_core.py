@@ -1,9 +1,27 @@
-"""Shared machinery of the explanation methods.
+"""Shared machinery of the explanation methods: each rule of the conventions, once.
 
 Input checks (model, ``x``, ``layer``, ``class_idx``, ``score``), the forward
 pass that resolves the explained target, and a guard that leaves the model as
-it was found. Every method in :mod:`minicam.explain` is built on these, so the
-conventions are the same everywhere:
+it was found. Every method in :mod:`minicam.explain` is built on these, and so
+are the figures, the commands, the metrics and the PyTorch bridge: each rule
+below lives here and nowhere else.
+
+==================================  =========================================
+rule                                function
+==================================  =========================================
+the default feature map             :func:`last_feature_layer` (the last layer
+                                    whose output is 4-D)
+a ``layer=`` argument               :func:`check_layer_name`,
+                                    :func:`resolve_layer`
+does CAM apply                      :func:`cam_head`, :func:`cam_applies`
+                                    (GAP -> Linear after the layer; Dropout
+                                    allowed between them when it is the
+                                    identity: eval mode or ``p = 0``)
+a ``class_idx=`` argument           :func:`resolve_class_idx`
+the model is left as it was found   :func:`untouched`
+==================================  =========================================
+
+Conventions:
 
 - the explained quantity is a function of the model's **last output**
   (whatever its last layer is), chosen by ``class_idx`` and ``score``, or by a
@@ -19,15 +37,20 @@ import numbers
 import numpy as np
 
 from .._validate import check_float_array
+from ..layers import Dropout, GlobalAvgPool2d, Linear
 from ..model import Sequential
 from .targets import SCORES, ClassScore, evaluate_target
 
 __all__ = [
-    "check_model",
+    "require_sequential",
     "check_input",
     "check_score",
     "check_target_args",
+    "last_feature_layer",
+    "check_layer_name",
     "resolve_layer",
+    "cam_head",
+    "cam_applies",
     "resolve_class_idx",
     "resolve_target",
     "forward_target",
@@ -36,7 +59,7 @@ __all__ = [
 ]
 
 
-def check_model(model):
+def require_sequential(model):
     """Refuse anything but a :class:`minicam.Sequential`."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a minicam.Sequential, got {type(model).__name__}")
@@ -59,7 +82,7 @@ def check_input(model, x, image=False):
     list of (name, shape)
         :meth:`Sequential.output_shapes` for ``x.shape`` (nothing is computed).
     """
-    check_model(model)
+    require_sequential(model)
     check_float_array(x, "x", ndim=4 if image else None)
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"x must be a batch (N, ...) with N >= 1, got shape {x.shape}")
@@ -91,6 +114,30 @@ def check_target_args(class_idx, score, target, default_score="logit"):
         raise ValueError(f"score applies to class scores; with a target it must stay {default_score!r}, got {score!r}")
 
 
+def last_feature_layer(shapes):
+    """Name of the last layer whose output is 4-D (N, K, h, w), or None.
+
+    The default ``layer`` of every CAM method: the feature map that feeds the
+    global pooling or flatten head.
+
+    Parameters
+    ----------
+    shapes : list of (name, shape)
+        :meth:`Sequential.output_shapes` for the input's shape.
+    """
+    four_d = [name for name, shape in shapes if len(shape) == 4]
+    return four_d[-1] if four_d else None
+
+
+def check_layer_name(model, layer):
+    """``layer`` if it is the name (str) of a layer of ``model``; else a TypeError/ValueError saying so."""
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a layer name (str), got {layer!r} ({type(layer).__name__})")
+    if layer not in model:
+        raise ValueError(f"layer must name a layer of the model, one of {model.names}, got {layer!r}")
+    return layer
+
+
 def resolve_layer(model, shapes, layer):
     """Name of the feature-map layer: ``layer`` checked, or the last layer with a 4-D output.
 
@@ -104,25 +151,77 @@ def resolve_layer(model, shapes, layer):
     -------
     str
     """
-    four_d = [name for name, shape in shapes if len(shape) == 4]
     if layer is None:
-        if not four_d:
+        found = last_feature_layer(shapes)
+        if found is None:
             raise ValueError(
                 "layer=None picks the last layer with a 4-D output (N, K, h, w), but no layer of this model "
                 f"outputs one (output shapes: {shapes}); a CAM method needs a feature map"
             )
-        return four_d[-1]
-    if not isinstance(layer, str):
-        raise TypeError(f"layer must be a layer name (str), got {layer!r} ({type(layer).__name__})")
-    if layer not in model:
-        raise ValueError(f"layer must name a layer of the model, one of {model.names}, got {layer!r}")
+        return found
+    check_layer_name(model, layer)
     shape = dict(shapes)[layer]
     if len(shape) != 4:
+        four_d = [name for name, s in shapes if len(s) == 4]
         raise ValueError(
             f"layer must output a 4-D feature map (N, K, h, w) for a CAM method; layer {layer!r} outputs shape "
             f"{shape}. Layers with a 4-D output: {four_d}"
         )
     return layer
+
+
+def _is_identity(layer):
+    # Dropout is the identity in eval mode, and with p = 0 in either mode.
+    return isinstance(layer, Dropout) and (not layer.training or layer.p == 0.0)
+
+
+def cam_head(model, layer):
+    """The ``Linear`` of the GAP -> Linear head right after ``layer``, or a ValueError saying why CAM does not apply.
+
+    CAM (Zhou et al. 2016, Sec. 2) reads its channel weights ``w^c_k`` from
+    the last Linear, which is exact only when the class score is
+    ``y^c = sum_k w^c_k mean_ij A^k_ij + b^c``: the layers after ``layer``
+    must be ``GlobalAvgPool2d`` then ``Linear`` (the last layer), with only
+    identity Dropouts (eval mode, or ``p = 0``) in between.
+
+    Parameters
+    ----------
+    model : Sequential
+    layer : str
+        A layer name of ``model``.
+
+    Returns
+    -------
+    Linear
+    """
+    check_layer_name(model, layer)
+    items = model.items()
+    after = items[[n for n, _ in items].index(layer) + 1 :]
+    kept = [(name, lay) for name, lay in after if not _is_identity(lay)]
+    if len(kept) == 2 and isinstance(kept[0][1], GlobalAvgPool2d) and isinstance(kept[1][1], Linear):
+        return kept[1][1]
+
+    def describe(name, lay):
+        mode = (", training" if lay.training else ", eval") if isinstance(lay, Dropout) else ""
+        return f"{name} ({type(lay).__name__}{mode})"
+
+    desc = " -> ".join(describe(n, lay) for n, lay in after)
+    raise ValueError(
+        f"cam needs a GAP -> Linear head right after layer {layer!r}: the remaining layers must be "
+        "GlobalAvgPool2d then Linear, the last layer (Dropout in eval mode is allowed between them), because CAM "
+        f"reads its channel weights w^c_k from that Linear. After {layer!r} this model has: {desc or 'nothing'}. "
+        "Grad-CAM works on any head: use grad_cam (on a GAP -> Linear head its signed map equals CAM / (h*w))."
+    )
+
+
+def cam_applies(model, layer):
+    """True when :func:`cam_head` finds a GAP -> Linear head after ``layer`` (CAM can be computed)."""
+    check_layer_name(model, layer)  # an unknown layer is an error, not "no"
+    try:
+        cam_head(model, layer)
+    except ValueError:
+        return False
+    return True
 
 
 def resolve_class_idx(class_idx, scores):
@@ -198,22 +297,18 @@ def untouched(model):
 
     An explanation runs forward and backward passes, which overwrite
     ``model.outputs``, each layer's cache and ``grads``, and (in training mode)
-    BatchNorm's running statistics. All of these are put back afterwards, so
-    explaining between a ``backward`` and an optimiser step, or on a model in
-    training mode, changes nothing. (In training mode, Dropout still draws its
-    masks from its own generator, which advances.) The mode itself is never
+    BatchNorm's running statistics. All of these are put back afterwards
+    (:meth:`Sequential.snapshot` / :meth:`Sequential.restore`), so explaining
+    between a ``backward`` and an optimiser step, or on a model in training
+    mode, changes nothing. (In training mode, Dropout still draws its masks
+    from its own generator, which advances.) The mode itself is never
     switched: the passes run in whatever mode the model is in.
     """
-    outputs, input_shape = model.outputs, model._input_shape
-    saved = [(layer, layer._cache, dict(layer.grads), dict(layer.buffers)) for layer in model.layers]
+    saved = model.snapshot()
     try:
         yield
     finally:
-        model.outputs, model._input_shape = outputs, input_shape
-        for layer, cache, grads, buffers in saved:
-            layer._cache = cache
-            layer.grads.update(grads)
-            layer.buffers.update(buffers)
+        model.restore(saved)
 
 
 def layer_gradients(model, x, class_idx=None, layer=None, score="logit", target=None):

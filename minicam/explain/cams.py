@@ -17,16 +17,19 @@ resolution (N, h, w): resize with :func:`minicam.upsample`, scale with
 
 import numpy as np
 
-from ..layers import Dropout, GlobalAvgPool2d, Linear
+from .._validate import check_bool
 from ._core import (
+    cam_head,
     check_input,
     layer_gradients,
     resolve_class_idx,
     resolve_layer,
     untouched,
 )
+from .postprocess import relu as relu_map
 
 __all__ = [
+    "weighted_cam",
     "combine",
     "combine_elementwise",
     "cam",
@@ -54,8 +57,36 @@ def combine_elementwise(weights, A):
     return (weights * A).sum(axis=1)
 
 
-def _relu(maps, relu):
-    return np.maximum(maps, np.zeros((), dtype=maps.dtype)) if relu else maps
+def weighted_cam(weight_fn, model, x, class_idx=None, layer=None, relu=True, score="logit", return_weights=False,
+                 target=None):
+    """The skeleton every gradient-based CAM shares: gradients -> weights -> combine -> ReLU.
+
+    Parameters
+    ----------
+    weight_fn : callable ``(A, dA) -> weights``
+        The method's own piece: channel weights (N, K) or per-position
+        weights (N, K, h, w) from the feature maps ``A`` and the gradient
+        ``dA`` of the explained score (both (N, K, h, w)).
+    model, x, class_idx, layer, score, target
+        As :func:`grad_cam`.
+    relu : bool
+        Apply the final ReLU.
+    return_weights : bool
+        Also return what ``weight_fn`` returned.
+
+    Returns
+    -------
+    maps : ndarray, shape (N, h, w)
+    weights : ndarray, shape (N, K) or (N, K, h, w), with ``return_weights=True``
+    """
+    relu = check_bool(relu, "relu")
+    return_weights = check_bool(return_weights, "return_weights")
+    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
+    weights = weight_fn(A, dA)
+    maps = combine(weights, A) if weights.ndim == 2 else combine_elementwise(weights, A)
+    if relu:
+        maps = relu_map(maps)
+    return (maps, weights) if return_weights else maps
 
 
 # -- channel-weight functions (one per paper) ----------------------------------
@@ -147,30 +178,6 @@ def xgrad_cam_weights(A, dA):
 # -- methods -------------------------------------------------------------------
 
 
-def _cam_head(model, layer):
-    """The (GlobalAvgPool2d, Linear) after ``layer``, or a ValueError saying why CAM does not apply."""
-    items = model.items()
-    after = items[[n for n, _ in items].index(layer) + 1 :]
-    kept = []
-    for name, lay in after:
-        if isinstance(lay, Dropout) and (not lay.training or lay.p == 0.0):
-            continue  # the identity in eval mode
-        kept.append((name, lay))
-    if len(kept) == 2 and isinstance(kept[0][1], GlobalAvgPool2d) and isinstance(kept[1][1], Linear):
-        return kept[1][1]
-    def describe(name, lay):
-        mode = (", training" if lay.training else ", eval") if isinstance(lay, Dropout) else ""
-        return f"{name} ({type(lay).__name__}{mode})"
-
-    desc = " -> ".join(describe(n, lay) for n, lay in after)
-    raise ValueError(
-        f"cam needs a GAP -> Linear head right after layer {layer!r}: the remaining layers must be "
-        "GlobalAvgPool2d then Linear, the last layer (Dropout in eval mode is allowed between them), because CAM "
-        f"reads its channel weights w^c_k from that Linear. After {layer!r} this model has: {desc or 'nothing'}. "
-        "Grad-CAM works on any head: use grad_cam (on a GAP -> Linear head its signed map equals CAM / (h*w))."
-    )
-
-
 def cam(model, x, class_idx=None, layer=None):
     """Class Activation Mapping (Zhou et al. 2016, "Learning Deep Features for Discriminative Localization", Sec. 2).
 
@@ -200,7 +207,7 @@ def cam(model, x, class_idx=None, layer=None):
     """
     shapes = check_input(model, x)
     layer = resolve_layer(model, shapes, layer)
-    fc = _cam_head(model, layer)
+    fc = cam_head(model, layer)
     with untouched(model):
         scores = model.forward(x)
         A = model.outputs[layer]
@@ -252,12 +259,9 @@ def grad_cam(model, x, class_idx=None, layer=None, relu=True, counterfactual=Fal
     ``dy^c/dA^k_ij = w^c_k / Z`` (Z = h*w), so the signed map equals
     ``cam / Z`` and sums to ``y^c - b^c``.
     """
-    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
-    alpha = grad_cam_weights(dA)
-    if counterfactual:
-        alpha = -alpha
-    maps = _relu(combine(alpha, A), relu)
-    return (maps, alpha) if return_weights else maps
+    sign = -1.0 if check_bool(counterfactual, "counterfactual") else 1.0
+    return weighted_cam(lambda A, dA: sign * grad_cam_weights(dA), model, x, class_idx, layer, relu, score,
+                        return_weights, target)
 
 
 def grad_cam_plus_plus(model, x, class_idx=None, layer=None, relu=True, score="logit", return_weights=False,
@@ -276,13 +280,10 @@ def grad_cam_plus_plus(model, x, class_idx=None, layer=None, relu=True, score="l
     or ``"log_softmax"`` the same formula is applied to that score's
     gradient (an approximation, as in other implementations).
     """
-    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
-    w = grad_cam_plus_plus_weights(A, dA)
-    maps = _relu(combine(w, A), relu)
-    return (maps, w) if return_weights else maps
+    return weighted_cam(grad_cam_plus_plus_weights, model, x, class_idx, layer, relu, score, return_weights, target)
 
 
-def hires_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", target=None):
+def hires_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", return_weights=False, target=None):
     """HiResCAM (Draelos & Carin 2020, "Use HiResCAM instead of Grad-CAM for faithful explanations", arXiv:2011.08891).
 
     .. math:: \\tilde A^c = \\sum_k \\frac{\\partial y^c}{\\partial A^k} \\odot A^k
@@ -291,11 +292,10 @@ def hires_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", ta
     map sums exactly to the first-order contribution ``sum_kij g A`` of the
     layer. On a GAP -> Linear head the gradient is constant per channel and
     HiResCAM equals Grad-CAM (= CAM / (h*w)). Parameters and returns as
-    :func:`grad_cam` (no channel weights: the weights are per position).
-    ``relu=True`` applies the same final ReLU as Grad-CAM.
+    :func:`grad_cam`; the weights it returns are per position (N, K, h, w):
+    the gradient itself. ``relu=True`` applies the same final ReLU as Grad-CAM.
     """
-    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
-    return _relu(combine_elementwise(dA, A), relu)
+    return weighted_cam(lambda A, dA: dA, model, x, class_idx, layer, relu, score, return_weights, target)
 
 
 def xgrad_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", return_weights=False, target=None):
@@ -306,21 +306,18 @@ def xgrad_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", re
     gradient is constant per channel, so the weights equal Grad-CAM's (for
     every channel whose activations do not sum to 0) and so do the maps.
     """
-    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
-    alpha = xgrad_cam_weights(A, dA)
-    maps = _relu(combine(alpha, A), relu)
-    return (maps, alpha) if return_weights else maps
+    return weighted_cam(xgrad_cam_weights, model, x, class_idx, layer, relu, score, return_weights, target)
 
 
-def layer_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", target=None):
+def layer_cam(model, x, class_idx=None, layer=None, relu=True, score="logit", return_weights=False, target=None):
     """LayerCAM (Jiang et al. 2021, "LayerCAM: Exploring Hierarchical Class Activation Maps", IEEE TIP).
 
     .. math:: w^{kc}_{ij} = \\mathrm{ReLU}\\Big(\\frac{\\partial y^c}{\\partial A^k_{ij}}\\Big), \\qquad
               M^c = \\mathrm{ReLU}\\Big(\\sum_k w^{kc} \\odot A^k\\Big)
 
     Per-position positive gradients, so it also works on early layers.
-    Parameters and returns as :func:`grad_cam`. On a GAP -> Linear head it
-    is ``ReLU(sum_k relu(w^c_k) A^k) / (h*w)``.
+    Parameters and returns as :func:`grad_cam` (the weights per position,
+    (N, K, h, w)). On a GAP -> Linear head it is
+    ``ReLU(sum_k relu(w^c_k) A^k) / (h*w)``.
     """
-    A, dA = layer_gradients(model, x, class_idx, layer, score, target)
-    return _relu(combine_elementwise(np.maximum(dA, 0), A), relu)
+    return weighted_cam(lambda A, dA: relu_map(dA), model, x, class_idx, layer, relu, score, return_weights, target)

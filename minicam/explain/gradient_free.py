@@ -8,7 +8,7 @@ shared :func:`~minicam.explain.cams.combine` step.
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ._core import (
     check_input,
     check_target_args,
@@ -16,8 +16,8 @@ from ._core import (
     resolve_target,
     untouched,
 )
-from .cams import _relu, combine
-from .postprocess import normalize, upsample
+from .cams import combine
+from .postprocess import normalize, relu as relu_map, upsample
 from .targets import evaluate_target
 
 __all__ = ["score_cam", "eigen_cam"]
@@ -65,6 +65,9 @@ def score_cam(model, x, class_idx=None, layer=None, relu=True, score="softmax", 
     shapes = check_input(model, x, image=True)
     layer = resolve_layer(model, shapes, layer)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    relu = check_bool(relu, "relu")
+    subtract_baseline = check_bool(subtract_baseline, "subtract_baseline")
+    return_weights = check_bool(return_weights, "return_weights")
     n, _, height, width = x.shape
     with untouched(model):
         scores = model.forward(x)
@@ -83,7 +86,9 @@ def score_cam(model, x, class_idx=None, layer=None, relu=True, score="softmax", 
             out = out.reshape(kc, n, *out.shape[1:])
             for j in range(kc):
                 weights[:, k0 + j] = evaluate_target(tgt, out[j])[0] - base
-    maps = _relu(combine(weights, A), relu)
+    maps = combine(weights, A)
+    if relu:
+        maps = relu_map(maps)
     return (maps, weights) if return_weights else maps
 
 
@@ -120,6 +125,7 @@ def eigen_cam(model, x, layer=None, center=False):
     """
     shapes = check_input(model, x)
     layer = resolve_layer(model, shapes, layer)
+    center = check_bool(center, "center")
     with untouched(model):
         model.forward(x)
         A = model.outputs[layer]

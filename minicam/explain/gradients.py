@@ -19,7 +19,7 @@ from ._core import (
     untouched,
 )
 from .cams import combine, grad_cam_weights
-from .postprocess import INTERPOLATIONS, upsample
+from .postprocess import check_interpolation, relu, upsample
 
 __all__ = ["saliency", "saliency_map", "guided_backprop", "deconvnet", "guided_grad_cam", "smoothgrad"]
 
@@ -113,8 +113,7 @@ def guided_grad_cam(model, x, class_idx=None, layer=None, interpolation="bilinea
         the map broadcast over the channels. One forward pass, two backward
         passes (standard to ``layer``, guided to the input).
     """
-    if not isinstance(interpolation, str) or interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    check_interpolation(interpolation)
     check_target_args(class_idx, score, target)
     shapes = check_input(model, x, image=True)
     layer = resolve_layer(model, shapes, layer)
@@ -123,7 +122,7 @@ def guided_grad_cam(model, x, class_idx=None, layer=None, interpolation="bilinea
         A = model.outputs[layer]
         dA = model.backward(dscores, stop_at=layer)
         guided = model.backward(dscores, relu_mode="guided")
-    cam = np.maximum(combine(grad_cam_weights(dA), A), 0)
+    cam = relu(combine(grad_cam_weights(dA), A))
     return upsample(cam, x.shape[2:], interpolation)[:, None] * guided
 
 

@@ -5,19 +5,11 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_float_array, check_int
+from .._validate import check_float_array, check_int, check_pair
 from ._core import check_input, check_target_args, forward_target, untouched
 from .targets import evaluate_target
 
 __all__ = ["occlusion"]
-
-
-def _pair(value, name):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
-    return tuple(check_int(v, name, minimum=1) for v in value)
 
 
 def _starts(size, window, stride):
@@ -69,8 +61,8 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
     check_target_args(class_idx, score, target)
     check_input(model, x, image=True)
     n, _, height, width = x.shape
-    kh, kw = _pair(window, "window")
-    sh, sw = _pair(stride, "stride")
+    kh, kw = check_pair(window, "window")
+    sh, sw = check_pair(stride, "stride")
     if kh > height or kw > width:
         raise ValueError(f"window must fit in the image ({height}, {width}), got {(kh, kw)}")
     if (sh > kh and kh < height) or (sw > kw and kw < width):

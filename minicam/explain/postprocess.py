@@ -6,26 +6,30 @@ the differences between libraries (which upsampling, which normalisation, in
 which order) can be reproduced instead of guessed.
 """
 
-import numbers
-
 import numpy as np
 
-from .._validate import check_float_array, check_int
+from .._validate import check_float_array, check_pair
 
-__all__ = ["upsample", "normalize", "INTERPOLATIONS"]
+__all__ = ["relu", "upsample", "normalize", "INTERPOLATIONS", "check_interpolation"]
 
 INTERPOLATIONS = ("bilinear", "nearest")
+"""The upsampling rules of :func:`upsample` (the ``interpolation=`` argument everywhere)."""
 
 
-def _check_size(size):
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (size, size)
-    if not (isinstance(size, (tuple, list)) and len(size) == 2):
-        raise TypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}")
-    out = tuple(check_int(s, "size", minimum=None) for s in size)
-    if min(out) < 1:
-        raise ValueError(f"size must be positive, got {tuple(size)!r}")
-    return out
+def relu(maps):
+    """The ReLU step of a CAM: ``max(maps, 0)``, a new array in the dtype of ``maps``.
+
+    Grad-CAM (Selvaraju et al. 2017, eq. 2) and its variants keep only the
+    positive evidence; CAM and Eigen-CAM are returned signed.
+    """
+    return np.maximum(maps, np.zeros((), dtype=maps.dtype))
+
+
+def check_interpolation(interpolation):
+    """``interpolation`` if it is one of :data:`INTERPOLATIONS`; else a ValueError naming it."""
+    if not isinstance(interpolation, str) or interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    return interpolation
 
 
 def _bilinear_weights(n_in, n_out, dtype):
@@ -47,7 +51,7 @@ def _nearest_index(n_in, n_out):
     return (np.arange(n_out, dtype=np.int64) * n_in) // n_out
 
 
-def upsample(maps, size, mode="bilinear"):
+def upsample(maps, size, interpolation="bilinear"):
     """Resize maps to ``size`` (usually the input's (H, W)).
 
     Parameters
@@ -56,7 +60,7 @@ def upsample(maps, size, mode="bilinear"):
         Float maps; the last two axes are resized.
     size : int or (H, W)
         Output height and width, each >= 1 (an int means a square).
-    mode : {"bilinear", "nearest"}
+    interpolation : {"bilinear", "nearest"}
 
     Returns
     -------
@@ -82,11 +86,12 @@ def upsample(maps, size, mode="bilinear"):
     ``mode="nearest-exact"`` in PyTorch is a different rule (half-pixel centres).
     """
     check_float_array(maps, "maps", ndim=(3, 4))
-    if not isinstance(mode, str) or mode not in INTERPOLATIONS:
-        raise ValueError(f"mode must be one of {INTERPOLATIONS}, got {mode!r}")
-    out_h, out_w = _check_size(size)
+    check_interpolation(interpolation)
+    out_h, out_w = check_pair(size, "size", minimum=1)
     in_h, in_w = maps.shape[-2:]
-    if mode == "nearest":
+    if maps.shape[0] == 0 or in_h == 0 or in_w == 0:
+        raise ValueError(f"maps must have at least one sample and a non-empty (h, w), got shape {maps.shape}")
+    if interpolation == "nearest":
         rows = _nearest_index(in_h, out_h)
         cols = _nearest_index(in_w, out_w)
         return maps[..., rows[:, None], cols[None, :]]
