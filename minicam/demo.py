@@ -212,7 +212,7 @@ def _overview(models, names, shapes, digits, scenes, s_idx, d_idx):
     cls = names["shapes-gap"]
     for c in scenes.labels[0]:
         rows.append(("shapes-gap", scenes.images[0], int(c), scenes.boxes[0], [cls[k] for k in scenes.labels[0]], None))
-    fig, axes = viz._figure(len(rows), len(viz.COLUMNS), panel=2.0, extra_height=0.3)
+    fig, axes = viz.figure(len(rows), len(viz.COLUMNS), panel=2.0, extra_height=0.3)
     for r, (name, image, c, boxes, box_labels, label) in enumerate(rows):
         viz.explanation_row(
             axes[r], models[name], image, class_idx=c, class_names=names[name], boxes=boxes,
@@ -420,10 +420,10 @@ def _explain_figure(image, explanation, kind, note, method, model_name, class_na
     """Two panels: the input as the model sees it | the explanation."""
     from . import viz
 
-    fig, axes = viz._figure(1, 2, panel=3.0)
+    fig, axes = viz.figure(1, 2, panel=3.0)
     ax0, ax1 = axes[0]
-    viz._draw_image(ax0, image)
-    viz._clean(ax0)
+    viz.draw_image(ax0, image)
+    viz.clean_axes(ax0)
     ax0.set_title(
         f"{model_name} input ({image.shape[1]}x{image.shape[2]})\n"
         f"pred: {class_names[predicted]}  logit {scores[predicted]:.2f}, p={probs[predicted]:.2f}", fontsize=8,

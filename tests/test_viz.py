@@ -1,5 +1,6 @@
 """Figures: what is drawn is what the docstrings say (ranges, centring, shapes)."""
 
+import copy
 import subprocess
 import sys
 
@@ -314,9 +315,9 @@ def test_grid_draws_boxes_and_peaks(rng):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        (dict(class_idx=[0]), ValueError, r"class_idx must have one entry per image \(2\), got 1"),
+        (dict(class_idx=[0]), ValueError, r"class_idx must hold one class per sample \(N=2\), got shape \(1,\)"),
         (dict(class_idx=4), ValueError, r"class_idx must be in \[0, 4\).*got 4"),
-        (dict(class_idx=-1), ValueError, "class_idx must be >= 0"),
+        (dict(class_idx=-1), ValueError, r"class_idx must be in \[0, 4\).*got -1"),
         (dict(class_idx=1.0), TypeError, "class_idx"),
         (dict(class_names=["a", "b"]), ValueError, r"class_names must have one name per class \(4\), got 2"),
         (dict(columns=("image", "gradcam")), ValueError, "columns must be"),
@@ -333,3 +334,47 @@ def test_grid_rejects_bad_arguments(rng, kwargs, exc, match):
 def test_grid_rejects_images_outside_unit_range(rng):
     with pytest.raises(ValueError, match=r"image values must be in \[0, 1\]"):
         viz.explanation_grid(gap_model(), rng.standard_normal((1, 3, 8, 8)) + 3)
+
+
+def dropout_head_model(seed=0):
+    return mc.Sequential([
+        ("conv1", mc.Conv2d(3, 6, 3, padding=1, rng=seed)),
+        ("bn1", mc.BatchNorm2d(6)),
+        ("relu1", mc.ReLU()),
+        ("gap", mc.GlobalAvgPool2d()),
+        ("drop", mc.Dropout(0.5, rng=seed)),
+        ("fc", mc.Linear(6, 4, rng=seed + 1)),
+    ])
+
+
+def test_grid_with_a_training_mode_dropout_head_marks_cam_not_applicable(rng):
+    # Regression: the grid used its own "GAP -> Linear head" rule, which skipped every Dropout,
+    # then called mc.cam, which (rightly) refuses a training-mode Dropout: the grid raised.
+    model = dropout_head_model().train()
+    images = rng.random((2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"drop \(Dropout, training\)"):
+        mc.cam(model, images, 0)
+    fig = viz.explanation_grid(model, images, class_idx=[0, 1], columns=("image", "cam", "grad-cam"))
+    assert [row["cam"] for row in fig.minicam_maps] == [None, None]
+    # In eval mode the Dropout is the identity: CAM applies, and the grid shows mc.cam's map.
+    model.eval()
+    fig = viz.explanation_grid(model, images, class_idx=[0, 1], columns=("image", "cam"))
+    np.testing.assert_array_equal(fig.minicam_maps[1]["cam"], mc.cam(model, images[1:], 1)[0])
+
+
+def test_grid_leaves_a_training_mode_model_as_it_found_it(rng):
+    # Regression: explain_batch ran a bare model.forward outside the explanation guard, so
+    # drawing a grid moved BatchNorm's running statistics (and replaced caches and outputs).
+    model = dropout_head_model()
+    model["drop"].p = 0.0  # deterministic, still training mode
+    images = rng.random((2, 3, 8, 8))
+    twin = copy.deepcopy(model)
+    scores = model.forward(images[:1])
+    twin.forward(images[:1])
+    viz.explanation_grid(model, images)
+    for (key, value), (_, ref) in zip(model.named_buffers(), twin.named_buffers()):
+        np.testing.assert_array_equal(value, ref, err_msg=key)
+    assert model.training
+    # the caches are still those of the user's forward: backward gives the same gradient as the twin's
+    dscores = rng.standard_normal(scores.shape)
+    np.testing.assert_array_equal(model.backward(dscores), twin.backward(dscores))
