@@ -75,26 +75,21 @@ def _add_gradcheck(sub):
 
 
 def _cmd_check_torch(args):
-    try:
-        from .interop.torch import check_torch
-    except ImportError as err:
-        print(f"python -m minicam check-torch: error: {err}", file=sys.stderr)
-        return 2
+    from .interop.compare import check_torch
+
     try:
         return check_torch(
             args.model, args.input_shape, builder=args.builder, state_dict=args.state_dict, method=args.method,
             layer=args.layer, class_idx=args.class_idx, seed=args.seed, dtype=args.dtype, rtol=args.rtol,
         )
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (ImportError, FileNotFoundError, ValueError, TypeError) as err:
         print(f"python -m minicam check-torch: error: {err}", file=sys.stderr)
         return 2
 
 
-# the methods minicam.interop.torch.compare knows (listed here: parsing must not import torch)
-_TORCH_METHODS = ("grad-cam", "saliency", "guided-backprop", "deconvnet", "guided-grad-cam")
-
-
 def _add_check_torch(sub):
+    from .interop.compare import METHODS  # torch-free: the module imports torch only when it runs
+
     p = sub.add_parser(
         "check-torch",
         help="check your own PyTorch model against minicam: logits, gradients and maps side by side",
@@ -110,7 +105,7 @@ def _add_check_torch(sub):
                    help="function in FILE.py returning the nn.Sequential, or an nn.Sequential variable (default build_model)")
     p.add_argument("--state-dict", default=None, metavar="FILE.pt", help="state dict saved with torch.save(model.state_dict(), FILE.pt)")
     p.add_argument("--input-shape", required=True, metavar="N,C,H,W", help="shape of the random input, e.g. 2,3,32,32")
-    p.add_argument("--method", default="grad-cam", choices=_TORCH_METHODS, help="explanation to compare (default grad-cam)")
+    p.add_argument("--method", default="grad-cam", choices=METHODS, help="explanation to compare (default grad-cam)")
     p.add_argument("--layer", default=None, help="feature map: minicam name (features_8) or torch path (features.8); default the last 4-D output")
     p.add_argument("--class-idx", type=int, default=None, metavar="K", help="class to explain (default: the predicted class of each sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random normal input and of torch's initialisation while the model is built (default 0)")
