@@ -21,8 +21,9 @@ Array conventions
 - No function writes into its arguments.
 """
 
-from . import datasets, exercises, functional, gradcheck, io, layers, losses, optim, train, zoo
+from . import datasets, exercises, functional, gradcheck, io, layers, losses, metrics, optim, recipes, train, zoo
 from ._validate import StateError
+from ._version import __version__
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -61,7 +62,6 @@ from .explain import (
     xgrad_cam,
 )
 
-__version__ = "0.1.0"
 
 __all__ = [
     # explanations (minicam.explain)
@@ -106,9 +106,11 @@ __all__ = [
     "layers",
     "log_softmax",
     "losses",
+    "metrics",
     "softmax",
     "softmax_cross_entropy",
     "optim",
+    "recipes",
     "train",
     "viz",
     "zoo",

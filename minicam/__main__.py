@@ -60,6 +60,7 @@ def build_parser():
     _add_explain(sub)
     _add_train(sub)
     _add_evaluate_model(sub)
+    _add_evaluate(sub)
     return parser
 
 
@@ -170,7 +171,7 @@ def _add_explain(sub):
 def _cmd_train(args):
     import os
 
-    from . import io, zoo
+    from . import io, recipes, zoo
 
     t0, c0 = time.perf_counter(), time.process_time()
     command = (
@@ -189,7 +190,7 @@ def _cmd_train(args):
         print(f"python -m minicam train: error: --out folder {out_dir} does not exist", file=sys.stderr)
         return 2
     try:
-        model, metadata = zoo.train_reference(
+        model, metadata = recipes.train_reference(
             args.dataset, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             seed=args.seed, n_train=args.n_train, warmup=args.warmup, features_from=args.features_from,
         )
@@ -234,10 +235,10 @@ def _add_train(sub):
 
 
 def _cmd_evaluate_model(args):
-    from . import train, zoo
+    from . import recipes, train
 
     try:
-        res = zoo.evaluate_pretrained(args.name, n=args.n, seed=args.seed)
+        res = recipes.evaluate_pretrained(args.name, n=args.n, seed=args.seed)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"python -m minicam evaluate-model: error: {err}", file=sys.stderr)
         return 2
@@ -263,6 +264,73 @@ def _add_evaluate_model(sub):
     p.add_argument("--n", type=int, default=None, help="number of held-out images (default: 500 shapes, 1000 digits)")
     p.add_argument("--seed", type=int, default=None, help="seed of the held-out images (default 123)")
     p.set_defaults(func=_cmd_evaluate_model)
+
+
+def _cmd_evaluate(args):
+    import datetime
+    import os
+
+    from . import evaluation
+
+    def fail(message):
+        print(f"python -m minicam evaluate: error: {message}", file=sys.stderr)
+        return 2
+
+    # Everything is checked before the work starts: a bad argument costs nothing.
+    try:
+        models = evaluation.check_models([m.strip() for m in args.models.split(",") if m.strip()])
+    except ValueError as err:
+        return fail(f"--models: {err}")
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        return fail(f"--out {args.out} exists and is not a folder")
+    parent = out if os.path.isdir(out) else os.path.dirname(out)
+    if not os.path.isdir(parent):
+        return fail(f"--out: the folder {parent} that would hold {args.out} does not exist")
+    if not os.access(parent, os.W_OK):
+        return fail(f"--out: cannot write into {parent}")
+    if args.dpi < 20 or args.dpi > 600:
+        return fail(f"--dpi must be in [20, 600], got {args.dpi}")
+    size = "quick" if args.quick else "default"
+    command = "python -m minicam evaluate" + (" --quick" if args.quick else "") + f" --models {','.join(models)}"
+
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    results = evaluation.run(models, size=size, say=lambda line: print(line, file=sys.stderr, flush=True))
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    parts = [f"Made by `{command}` on {stamp} ({time.perf_counter() - t0:.0f} s).", ""]
+    for name, res in results.items():
+        n = res["n"]
+        parts += [f"### {name}", "",
+                  f"{n['images']} held-out shapes (seed {evaluation.SHAPES_SEED}; deletion/insertion and occlusion "
+                  f"rank correlation on the first {n['curves']}), {n['scenes']} two-object scenes (seed "
+                  f"{evaluation.SCENES_SEED}), cascading randomization on {n['cascade']} images; pointing "
+                  f"tolerance {res['tolerance']:.1f} px.", "", evaluation.markdown_table(res), ""]
+        evaluation.write_figures(name, res, out, dpi=args.dpi)
+    text = "\n".join(parts)
+    with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    evaluation.write_csv(results, os.path.join(out, "results.csv"))
+    print(text)
+    print(f"wrote results.md, results.csv and {3 * len(results)} figures to {out}", file=sys.stderr)
+    return 0
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate",
+        help="benchmark every explanation method with the papers' metrics on the bundled models",
+        description="Score every explanation method (and two baselines: a seeded random map and a centred "
+        "Gaussian) on fresh held-out data with the papers' metrics: localization (15%% rule), pointing game, "
+        "energy in the mask, class discrimination on two-object scenes, rank correlation with occlusion, "
+        "deletion/insertion, Average Drop, Increase in Confidence and cascading randomization. Prints a "
+        "Markdown table per model and writes it with a CSV and figures into --out. Progress goes to stderr.",
+    )
+    p.add_argument("--out", default="minicam-eval", help="folder for results.md, results.csv and the figures (default minicam-eval)")
+    p.add_argument("--models", default="shapes-gap,shapes-fc", help="comma-separated bundled models (default shapes-gap,shapes-fc)")
+    p.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests: the numbers are not meaningful")
+    p.add_argument("--dpi", type=int, default=100, help="resolution of the figures (default 100)")
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def main(argv=None):

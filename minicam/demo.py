@@ -83,7 +83,9 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     """
     import matplotlib  # noqa: F401  (fail here, early, if it is missing)
 
-    from . import datasets, grad_cam, upsample, viz, zoo
+    from . import datasets, viz, zoo
+    from .explain.cams import grad_cam
+    from .explain.postprocess import upsample
     from .train import predict
 
     t0 = time.perf_counter()

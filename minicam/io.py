@@ -17,33 +17,85 @@ A model file is an ordinary ``.npz`` (a zip archive of ``.npy`` arrays), so
 - one float array per parameter and buffer, named ``"<layer>.<key>"``
   (``conv1.W``, ``conv1.b``, ``bn1.running_mean``: PyTorch's state-dict names).
 
-:func:`load` checks everything before it builds anything: a zip archive, the
-JSON and its fields, known layer types with valid configurations, every
-expected array present with exactly its shape and a float dtype (read from
-the array's header, before its data), no extra array, finite values. Any
-problem is a ``ValueError`` naming the file and what is wrong. Arrays are read
-with ``allow_pickle=False``: an object array is refused, never unpickled.
-
 Saved files are byte-for-byte reproducible: the archive members carry a fixed
 timestamp, so the same weights give the same file.
+
+What :func:`load` promises
+--------------------------
+A model file may come from anywhere, so :func:`load` treats it as hostile.
+Whatever the bytes, it returns a valid model or raises ``ValueError`` naming
+the file and what is wrong -- never another exception type, never a pickle,
+and never more memory than the caps below allow. It checks, in this order,
+before it reads any array's data or builds any layer:
+
+1. a zip archive of ``.npy`` members only, with an architecture record whose
+   ``.npy`` header (read alone; at most 10,000 bytes) declares at most
+   :data:`MAX_ARCHITECTURE_CHARS` characters;
+2. the JSON: known fields, at most :data:`MAX_LAYERS` layers with unique
+   names and known types, each config with exactly its constructor's keys and
+   integer hyper-parameters within :data:`MAX_FEATURES` (channels, features),
+   :data:`MAX_KERNEL_SIZE`, :data:`MAX_STRIDE` and :data:`MAX_PADDING`;
+3. the parameter shapes computed from the configs: at most
+   :data:`MAX_ARRAY_ELEMENTS` scalars per array and :data:`MAX_PARAMETERS` in
+   all; the stored arrays exactly those, each ``.npy`` header (shape, float
+   dtype, and the member's size) agreeing before its data is read.
+
+Then it reads each array and requires its values, **after casting to the
+requested dtype**, to be finite and at most :data:`MAX_ABS_VALUE` in
+magnitude (BatchNorm running variances also >= 0), and only then builds the
+layers. The peak memory of a load is therefore a few times the size of the
+model the file declares, itself capped at :data:`MAX_PARAMETERS` scalars.
 """
 
 import inspect
+import io as _stdio
 import json
 import os
+import struct
+import tokenize
+import warnings
 import zipfile
 import zlib
 
 import numpy as np
 
-from ._validate import as_generator, check_float_dtype, check_int
+from ._validate import as_generator, check_float, check_float_dtype, check_int
 from .layers import LAYER_TYPES
 
-__all__ = ["save", "load", "load_metadata", "load_image", "FORMAT", "FORMAT_VERSION", "ARCHITECTURE_KEY"]
+__all__ = [
+    "save", "load", "load_metadata", "load_image", "image_size", "FORMAT", "FORMAT_VERSION", "ARCHITECTURE_KEY",
+    "MAX_ARCHITECTURE_CHARS", "MAX_LAYERS", "MAX_FEATURES", "MAX_KERNEL_SIZE", "MAX_STRIDE", "MAX_PADDING",
+    "MAX_ARRAY_ELEMENTS", "MAX_PARAMETERS", "MAX_ABS_VALUE", "MAX_IMAGE_PIXELS",
+]
 
 FORMAT = "minicam-model"
 FORMAT_VERSION = 1
 ARCHITECTURE_KEY = "__architecture__"
+
+# Caps on what a model file may declare (see the module docstring). Each is far
+# above any model minicam trains or converts (VGG-16's largest matrix,
+# 25088 x 4096, is 103 M scalars) and far below what would exhaust a laptop.
+MAX_ARCHITECTURE_CHARS = 1_000_000
+"""Longest architecture JSON text, in characters (metadata included)."""
+MAX_LAYERS = 1_000
+"""Most layers in one model."""
+MAX_FEATURES = 65_536
+"""Largest ``in_channels``, ``out_channels``, ``in_features``, ``out_features``, ``num_features``."""
+MAX_KERNEL_SIZE = 64
+"""Largest ``kernel_size`` of a convolution or pooling layer."""
+MAX_STRIDE = 64
+"""Largest ``stride``."""
+MAX_PADDING = 64
+"""Largest ``padding``."""
+MAX_ARRAY_ELEMENTS = 2**27
+"""Most scalars in one stored array (134 M: 1 GiB in float64)."""
+MAX_PARAMETERS = 2**28
+"""Most scalars in all stored arrays together (268 M: 2 GiB in float64)."""
+MAX_ABS_VALUE = 1e12
+"""Largest magnitude of a stored value. Trained weights and statistics are
+many orders of magnitude smaller; 1e12 squared is still far from float32's
+3.4e38, so a value at the cap cannot overflow a multiply-add by itself."""
+
 _HEADER_KEYS = {"format", "version", "minicam_version", "layers", "metadata"}
 _LAYER_KEYS = {"name", "type", "config"}
 # Constructor arguments that are not architecture: the initialiser's seed
@@ -96,7 +148,7 @@ def save(model, path, metadata=None):
     size); :func:`load` casts them. The layers' modes (train/eval), cached
     activations, gradients and optimizer state are not saved.
     """
-    from . import __version__
+    from ._version import __version__
     from .model import Sequential
 
     if not isinstance(model, Sequential):
@@ -142,32 +194,102 @@ def save(model, path, metadata=None):
 # Loading
 # ----------------------------------------------------------------------------
 
+# What parsing hostile bytes can raise: zipfile (BadZipFile, NotImplementedError
+# for an unknown compression, RuntimeError for encryption, struct.error,
+# OverflowError), zlib, numpy's header parser (ValueError, SyntaxError,
+# tokenize.TokenError), json (ValueError, RecursionError). All become ValueError.
+_PARSE_ERRORS = (
+    ValueError, TypeError, KeyError, IndexError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
+    OverflowError, NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, UnicodeError,
+)
+_MAX_NPY_HEADER = 10_000  # bytes; numpy's own limit for an .npy header
+# Integer hyper-parameters and their (minimum, maximum).
+_INT_LIMITS = {
+    "in_channels": (1, MAX_FEATURES), "out_channels": (1, MAX_FEATURES), "in_features": (1, MAX_FEATURES),
+    "out_features": (1, MAX_FEATURES), "num_features": (1, MAX_FEATURES), "kernel_size": (1, MAX_KERNEL_SIZE),
+    "stride": (1, MAX_STRIDE), "padding": (0, MAX_PADDING),
+}
+
+
+def _layer_arrays(kind, config):
+    """``{key: shape}`` of the parameters and buffers of a layer, from its checked config alone.
+
+    Must agree with what the layer's constructor allocates (a test checks
+    every type of :data:`~minicam.layers.LAYER_TYPES`); ``None`` for a type
+    this loader has no rule for.
+    """
+    if kind == "Conv2d":
+        f, c, k = config["out_channels"], config["in_channels"], config["kernel_size"]
+        return {"W": (f, c, k, k), "b": (f,)}
+    if kind == "Linear":
+        return {"W": (config["out_features"], config["in_features"]), "b": (config["out_features"],)}
+    if kind == "BatchNorm2d":
+        c = config["num_features"]
+        return {"gamma": (c,), "beta": (c,), "running_mean": (c,), "running_var": (c,)}
+    if kind in ("ReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout"):
+        return {}
+    return None
+
 
 def _where(path):
-    return repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else f"<{type(path).__name__}>"
+    if isinstance(path, (str, os.PathLike)):
+        return repr(os.fspath(path))
+    name = getattr(path, "name", None)  # an open file names its path
+    return repr(name) if isinstance(name, str) else f"<{type(path).__name__}>"
 
 
-def _array_header(zf, member, where):
-    """``(shape, dtype)`` of an ``.npy`` member, read from its header only."""
+def _npy_header(zf, member, where):
+    """``(shape, fortran_order, dtype, data_offset)`` of an ``.npy`` member, from its header only.
+
+    The header's length is checked before the header is read, and the
+    member's uncompressed size must be exactly header plus data, so that a
+    damaged or hostile member is refused before anything is allocated for it.
+    """
     try:
         with zf.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version in ((2, 0), (3, 0)):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
+            magic = f.read(8)
+            if len(magic) != 8 or magic[:6] != b"\x93NUMPY":
+                raise ValueError("no .npy magic string")
+            version = (magic[6], magic[7])
+            if version not in ((1, 0), (2, 0), (3, 0)):
                 raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            width = 2 if version == (1, 0) else 4
+            raw = f.read(width)
+            length = int.from_bytes(raw, "little")
+            if len(raw) != width or length > _MAX_NPY_HEADER:
+                raise ValueError(f"header length {length} is not in [0, {_MAX_NPY_HEADER}]")
+            text = f.read(length)
+        read = np.lib.format.read_array_header_1_0 if width == 2 else np.lib.format.read_array_header_2_0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's note on headers written by Python 2
+            shape, fortran, dtype = read(_stdio.BytesIO(raw + text))
+    except _PARSE_ERRORS as err:
         raise ValueError(f"{where}: member {member!r} is not a readable .npy array ({err})") from err
-    return tuple(shape), dtype
+    shape = tuple(shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{where}: member {member!r} declares a negative shape {shape}")
+    offset = 8 + width + length
+    size = zf.getinfo(member).file_size
+    if not dtype.hasobject and size != offset + int(np.prod(shape, dtype=object)) * dtype.itemsize:
+        raise ValueError(
+            f"{where}: member {member!r} holds {size} bytes, but its header declares {dtype} {shape}: "
+            "the file is damaged"
+        )
+    return shape, fortran, dtype, offset
 
 
-def _read_array(zf, member, where):
+def _npy_data(zf, member, header, where):
+    """The array of an ``.npy`` member whose header :func:`_npy_header` has checked."""
+    shape, fortran, dtype, offset = header
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     try:
         with zf.open(member) as f:
-            return np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            f.read(offset)
+            data = f.read(nbytes)
+            if len(data) != nbytes:
+                raise ValueError(f"{len(data)} of {nbytes} bytes")
+        return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    except _PARSE_ERRORS as err:
         # A bad CRC or a short stream: the file was damaged after it was written.
         raise ValueError(f"{where}: array {member[:-4]!r} cannot be read, the file is damaged ({err})") from err
 
@@ -177,17 +299,17 @@ def _check_header(header, where):
     if not isinstance(header, dict):
         raise ValueError(f"{where}: the architecture must be a JSON object, got {type(header).__name__}")
     if header.get("format") != FORMAT:
-        raise ValueError(f"{where}: not a minicam model file (format {header.get('format')!r}, expected {FORMAT!r})")
+        raise ValueError(f"{where}: not a minicam model file (format {header.get('format')!r:.80}, expected {FORMAT!r})")
     version = header.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"{where}: the format version must be an int, got {version!r}")
+        raise ValueError(f"{where}: the format version must be an int, got {version!r:.80}")
     if version > FORMAT_VERSION:
         raise ValueError(
-            f"{where}: written by a newer minicam (format version {version}); this minicam reads "
+            f"{where}: written by a newer minicam (format version {str(version)[:20]}); this minicam reads "
             f"version {FORMAT_VERSION}: upgrade minicam"
         )
     if version < 1:
-        raise ValueError(f"{where}: invalid format version {version!r}")
+        raise ValueError(f"{where}: invalid format version {version!r:.20}")
     unknown = sorted(set(header) - _HEADER_KEYS)
     missing = sorted({"format", "version", "layers"} - set(header))
     if unknown or missing:
@@ -195,6 +317,8 @@ def _check_header(header, where):
     layers = header["layers"]
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: 'layers' must be a non-empty list, got {layers!r:.80}")
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(f"{where}: {len(layers)} layers, more than MAX_LAYERS = {MAX_LAYERS}")
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ValueError(f"{where}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
@@ -204,14 +328,47 @@ def _check_header(header, where):
                 f"{where}: layers[{i}] must be an object with exactly the keys {sorted(_LAYER_KEYS)}, got {spec!r:.120}"
             )
         if not isinstance(spec["name"], str):
-            raise ValueError(f"{where}: layers[{i}] name must be a string, got {spec['name']!r}")
-        if spec["type"] not in LAYER_TYPES:
+            raise ValueError(f"{where}: layers[{i}] name must be a string, got {spec['name']!r:.80}")
+        if not isinstance(spec["type"], str) or spec["type"] not in LAYER_TYPES:
             raise ValueError(
-                f"{where}: layer {spec['name']!r} has unknown type {spec['type']!r}; known types: {sorted(LAYER_TYPES)}"
+                f"{where}: layer {spec['name']!r:.80} has unknown type {spec['type']!r:.80}; "
+                f"known types: {sorted(LAYER_TYPES)}"
             )
         if not isinstance(spec["config"], dict):
-            raise ValueError(f"{where}: layer {spec['name']!r} config must be a JSON object, got {spec['config']!r:.80}")
+            raise ValueError(f"{where}: layer {spec['name']!r:.80} config must be a JSON object, got {spec['config']!r:.80}")
+    names = [spec["name"] for spec in layers]
+    dupes = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if dupes:
+        raise ValueError(f"{where}: layer names must be unique, got duplicates {dupes!r:.200}")
     return layers, metadata
+
+
+def _check_config(spec, where):
+    """Check one layer's config against its constructor and the caps; return its ``{key: shape}``."""
+    kind, name, config = spec["type"], spec["name"], spec["config"]
+    sig = inspect.signature(LAYER_TYPES[kind].__init__).parameters
+    allowed = set(sig) - _NOT_CONFIG
+    required = {k for k in allowed if sig[k].default is inspect.Parameter.empty}
+    unknown, missing = sorted(set(config) - allowed), sorted(required - set(config))
+    if unknown or missing:
+        raise ValueError(
+            f"{where}: layer {name!r} ({kind}) config: missing {missing}, unexpected {unknown!r:.200} "
+            f"(valid keys: {sorted(allowed)})"
+        )
+    for key, value in config.items():
+        try:
+            if key in _INT_LIMITS:
+                low, high = _INT_LIMITS[key]
+                if check_int(value, key, minimum=low) > high:
+                    raise ValueError(f"{key} must be <= {high} (minicam.io's cap), got {value!r}")
+            elif value is not None:  # eps, momentum, p: the constructor checks their ranges
+                check_float(value, key)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ValueError(f"{where}: layer {name!r} ({kind}) has an invalid config {config!r:.200}: {err}") from err
+    shapes = _layer_arrays(kind, {**{k: sig[k].default for k in allowed}, **config})
+    if shapes is None:
+        raise ValueError(f"{where}: layer {name!r}: this minicam cannot check the arrays of a {kind} layer")
+    return {f"{name}.{key}": shape for key, shape in shapes.items()}
 
 
 def _build_layer(spec, dtype, gen, where):
@@ -219,14 +376,6 @@ def _build_layer(spec, dtype, gen, where):
     cls = LAYER_TYPES[spec["type"]]
     name, config = spec["name"], spec["config"]
     sig = inspect.signature(cls.__init__).parameters
-    allowed = set(sig) - _NOT_CONFIG
-    required = {k for k in allowed if sig[k].default is inspect.Parameter.empty}
-    unknown, missing = sorted(set(config) - allowed), sorted(required - set(config))
-    if unknown or missing:
-        raise ValueError(
-            f"{where}: layer {name!r} ({spec['type']}) config: missing {missing}, unexpected {unknown} "
-            f"(valid keys: {sorted(allowed)})"
-        )
     kwargs = dict(config)
     if "dtype" in sig:
         kwargs["dtype"] = dtype
@@ -246,92 +395,142 @@ def _build_layer(spec, dtype, gen, where):
     return layer
 
 
+def _check_values(key, value, where):
+    """Refuse non-finite, absurd and (for variances) negative values of a cast array."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"{where}: array {key!r} contains NaN or infinity (after casting to {value.dtype}: "
+            f"float32 overflows above 3.4e38)"
+        )
+    top = float(np.max(np.abs(value))) if value.size else 0.0
+    if top > MAX_ABS_VALUE:
+        raise ValueError(f"{where}: array {key!r} holds a value of magnitude {top:.3g}, above MAX_ABS_VALUE = {MAX_ABS_VALUE:g}")
+    if key.endswith(".running_var") and value.size and value.min() < 0:
+        raise ValueError(f"{where}: array {key!r} is a variance but holds a negative value {float(value.min()):.6g}")
+
+
+def _open(path):
+    """``(where, source)``: a path string or a seekable binary file object."""
+    if isinstance(path, (str, os.PathLike)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no model file at {_where(path)}")
+        return _where(path), os.fspath(path)
+    if hasattr(path, "read") and hasattr(path, "seek"):
+        return _where(path), path
+    raise TypeError(f"path must be a str, os.PathLike or a binary file object, got {type(path).__name__}")
+
+
 def _load(path, dtype, rng):
     """Read and validate a model file; return ``(model, metadata)``."""
     from .model import Sequential
 
-    where = _where(path)
-    if isinstance(path, (str, os.PathLike)):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no model file at {where}")
-        source = os.fspath(path)
-    elif hasattr(path, "read") and hasattr(path, "seek"):
-        source = path
-    else:
-        raise TypeError(f"path must be a str, os.PathLike or a binary file object, got {type(path).__name__}")
+    where, source = _open(path)
     dtype = check_float_dtype(dtype)
     gen = as_generator(rng)
-
-    if not zipfile.is_zipfile(source):
-        raise ValueError(
-            f"{where} is not a minicam model file: not an .npz (zip) archive (a truncated download, or another kind of file)"
-        )
-    if not isinstance(source, str):
-        source.seek(0)
+    not_zip = f"{where} is not a minicam model file: not an .npz (zip) archive (a truncated download, or another kind of file)"
     try:
+        if not zipfile.is_zipfile(source):
+            raise ValueError(not_zip)
+        if not isinstance(source, str):
+            source.seek(0)
         zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ValueError(f"{where} is not a readable .npz archive: {err}") from err
+    except _PARSE_ERRORS as err:
+        raise ValueError(not_zip if str(err) == not_zip else f"{not_zip} ({err})") from err
     with zf:
         members = zf.namelist()
         odd = [m for m in members if not m.endswith(".npy")]
         if odd:
-            raise ValueError(f"{where}: unexpected archive members {odd} (an .npz holds only .npy arrays)")
+            raise ValueError(f"{where}: unexpected archive members {odd!r:.200} (an .npz holds only .npy arrays)")
         if len(set(members)) != len(members):
             raise ValueError(f"{where}: duplicate archive members")
         keys = {m[:-4] for m in members}
         if ARCHITECTURE_KEY not in keys:
             raise ValueError(
                 f"{where} is not a minicam model file: no {ARCHITECTURE_KEY!r} record (a plain .npz of arrays?); "
-                f"it holds {sorted(keys)[:10]}"
+                f"it holds {sorted(keys)[:10]!r:.200}"
             )
 
-        # 1. The architecture: a unicode string of JSON.
+        # 1. The architecture: a unicode string of JSON, its length capped
+        #    from its header before it is read.
         member = ARCHITECTURE_KEY + ".npy"
-        shape, dt = _array_header(zf, member, where)
+        header = _npy_header(zf, member, where)
+        shape, _, dt, _ = header
         if shape != () or dt.kind != "U":
             raise ValueError(f"{where}: {ARCHITECTURE_KEY!r} must be a 0-d unicode string, got dtype {dt} shape {shape}")
-        text = str(_read_array(zf, member, where)[()])
+        if dt.itemsize // 4 > MAX_ARCHITECTURE_CHARS:
+            raise ValueError(
+                f"{where}: the architecture text declares {dt.itemsize // 4} characters, more than "
+                f"MAX_ARCHITECTURE_CHARS = {MAX_ARCHITECTURE_CHARS}"
+            )
+        text = str(_npy_data(zf, member, header, where)[()])
         try:
-            header = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: the architecture is not valid JSON ({err})") from err
-        specs, metadata = _check_header(header, where)
+            arch = json.loads(text)
+        except (ValueError, RecursionError) as err:  # deep nesting exhausts the recursion limit
+            raise ValueError(f"{where}: the architecture is not valid JSON ({str(err)[:200]})") from err
+        specs, metadata = _check_header(arch, where)
 
-        # 2. The layers, each from a checked config.
-        named = [(spec["name"], _build_layer(spec, dtype, gen, where)) for spec in specs]
-        try:
-            model = Sequential(named)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: invalid layer names: {err}") from err
+        # 2. The arrays the architecture implies, from the configs alone:
+        #    nothing is built or allocated yet.
+        expected = {}
+        for spec in specs:
+            expected.update(_check_config(spec, where))
+        sizes = {key: int(np.prod(shape, dtype=object)) for key, shape in expected.items()}
+        big = [key for key, n in sizes.items() if n > MAX_ARRAY_ELEMENTS]
+        if big:
+            raise ValueError(
+                f"{where}: array {big[0]!r} of shape {expected[big[0]]} would hold {sizes[big[0]]} scalars, "
+                f"more than MAX_ARRAY_ELEMENTS = {MAX_ARRAY_ELEMENTS}"
+            )
+        if sum(sizes.values()) > MAX_PARAMETERS:
+            raise ValueError(
+                f"{where}: the architecture declares {sum(sizes.values())} parameters, more than "
+                f"MAX_PARAMETERS = {MAX_PARAMETERS}"
+            )
 
-        # 3. The arrays: the exact set, each shape and dtype checked on its
-        #    header before its data is read.
-        expected = {k: v.shape for k, v in model.named_parameters()}
-        expected.update({k: v.shape for k, v in model.named_buffers()})
+        # 3. The stored arrays: the exact set, each header checked before any data is read.
         arrays = keys - {ARCHITECTURE_KEY}
         missing, extra = sorted(set(expected) - arrays), sorted(arrays - set(expected))
         if missing or extra:
-            raise ValueError(f"{where}: arrays do not match the architecture: missing {missing}, unexpected {extra}")
-        state = {}
+            raise ValueError(
+                f"{where}: arrays do not match the architecture: missing {missing!r:.300}, unexpected {extra!r:.300}"
+            )
+        headers = {}
         for key, want in expected.items():
-            shape, dt = _array_header(zf, key + ".npy", where)
+            headers[key] = _npy_header(zf, key + ".npy", where)
+            shape, _, dt, _ = headers[key]
             if dt.hasobject:
                 raise ValueError(f"{where}: array {key!r} holds Python objects (a pickle); minicam never unpickles")
             if dt.kind != "f":
                 raise ValueError(f"{where}: array {key!r} must have a float dtype, got {dt}")
-            if shape != tuple(want):
-                raise ValueError(f"{where}: array {key!r} must have shape {tuple(want)} for this architecture, got {shape}")
-            value = _read_array(zf, key + ".npy", where)
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{where}: array {key!r} contains NaN or infinity")
+            if shape != want:
+                raise ValueError(f"{where}: array {key!r} must have shape {want} for this architecture, got {shape}")
+
+        # 4. The values, checked in the dtype they will have.
+        state = {}
+        for key in expected:
+            with np.errstate(over="ignore"):  # an overflow to infinity is refused just below
+                value = _npy_data(zf, key + ".npy", headers[key], where).astype(dtype)
+            _check_values(key, value, where)
             state[key] = value
-    model.load_state_dict(state)  # casts to the layers' dtype
+
+    # 5. Only now the layers (their random initial weights are replaced at once).
+    named = [(spec["name"], _build_layer(spec, dtype, gen, where)) for spec in specs]
+    try:
+        model = Sequential(named)
+        model.load_state_dict(state)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from err
     return model.eval(), metadata
 
 
 def load(path, dtype=np.float64, rng=None):
     """Load a model saved by :func:`save`, after checking the whole file.
+
+    The checks, their order and the caps on what a file may declare are
+    listed in the module docstring (:mod:`minicam.io`): a file that passes
+    them cannot make this function allocate more than a few times the
+    model's own size, and one that fails raises ``ValueError`` before any
+    layer is built.
 
     Parameters
     ----------
@@ -339,7 +538,9 @@ def load(path, dtype=np.float64, rng=None):
     dtype : float64 (default) or float32
         dtype of the loaded parameters, whatever the file holds: a model
         trained and saved in float32 loads as float64, so the explanation
-        identities hold to ~1e-12.
+        identities hold to ~1e-12. The values are checked after casting: a
+        float64 file holding 1e39 does not load as float32 (it would be
+        infinite), nor does any value above :data:`MAX_ABS_VALUE`.
     rng : None, int or numpy.random.Generator
         Only used by Dropout layers (their masks) if the model is trained further.
 
@@ -353,9 +554,14 @@ def load(path, dtype=np.float64, rng=None):
     ------
     FileNotFoundError
         No file at ``path``.
+    TypeError
+        ``path`` or ``dtype`` of the wrong kind.
     ValueError
-        The file is not a minicam model, or is damaged, truncated or
-        inconsistent; the message says what is wrong. No model is returned.
+        Anything wrong with the file's contents: not a minicam model,
+        damaged, truncated, inconsistent, above a cap, or holding a value that
+        is non-finite, above :data:`MAX_ABS_VALUE` or (a BatchNorm running
+        variance) negative. The message names the file and what is wrong;
+        no other exception type escapes from a bad file.
     """
     return _load(path, dtype, rng)[0]
 

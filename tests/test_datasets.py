@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from minicam import datasets
+from minicam._resources import bundled_file
+from minicam.datasets import digits as digits_module
+from minicam.datasets import synthetic as shapes_module
 from minicam.datasets import (
     COLOR_MARGIN,
     DIGIT_MASK_THRESHOLD,
@@ -225,21 +228,21 @@ def test_object_sizes_follow_object_size():
 
 def test_templates_match_their_geometry():
     offset = np.array([0.3, 0.3])  # keeps pixel centres off the edges
-    square = datasets._shape_template("square", 10.0, 0.0, offset)  # side 8
+    square = shapes_module._shape_template("square", 10.0, 0.0, offset)  # side 8
     assert square.shape == (8, 8) and square.all()
-    cross = datasets._shape_template("cross", 10.0, 0.0, offset)  # arms 11 x 4
+    cross = shapes_module._shape_template("cross", 10.0, 0.0, offset)  # arms 11 x 4
     assert cross.shape == (11, 11) and cross.sum() == 2 * 11 * 4 - 4 * 4
     assert not cross[:3, :3].any() and cross[3:7, :].all() and cross[:, 3:7].all()
-    triangle = datasets._shape_template("triangle", 10.0, 0.0, offset)
+    triangle = shapes_module._shape_template("triangle", 10.0, 0.0, offset)
     rows = triangle.sum(axis=1)
     assert rows[-1] == triangle.shape[1] and rows[0] <= 2  # apex up, base down
     assert (np.diff(rows) >= 0).all()
-    circle = datasets._shape_template("circle", 16.0, 0.0, np.array([0.5, 0.5]))  # centred
+    circle = shapes_module._shape_template("circle", 16.0, 0.0, np.array([0.5, 0.5]))  # centred
     assert abs(circle.sum() - np.pi * 8**2) < 2 * np.pi * 8 * 0.5
     np.testing.assert_array_equal(circle, circle[::-1])
     np.testing.assert_array_equal(circle, circle.T)
     # Rotating a square by a quarter turn gives the same square.
-    quarter = datasets._shape_template("square", 10.0, np.pi / 2, offset)
+    quarter = shapes_module._shape_template("square", 10.0, np.pi / 2, offset)
     np.testing.assert_array_equal(quarter, square)
 
 
@@ -276,7 +279,7 @@ def test_uci_digits_file():
     # The UCI test set's class counts.
     np.testing.assert_array_equal(np.bincount(labels), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
     assert not images.flags.writeable and not labels.flags.writeable
-    with np.load(datasets._digits_resource(), allow_pickle=False) as npz:
+    with np.load(bundled_file(digits_module.DIGITS_FILE), allow_pickle=False) as npz:
         assert set(npz.files) == {"images", "labels"}
 
 

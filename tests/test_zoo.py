@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minicam as mc
-from minicam import datasets, io, train, zoo
+from minicam import datasets, io, recipes, zoo
 
 BARS = {"shapes-gap": 0.97, "shapes-fc": 0.97, "digits-gap": 0.90}
 
@@ -137,7 +137,7 @@ def test_file_metadata_matches_the_registry(name):
 
 @pytest.mark.parametrize("name", sorted(zoo.PRETRAINED))
 def test_bundled_model_meets_its_bar_on_held_out_data(name):
-    res = zoo.evaluate_pretrained(name)
+    res = recipes.evaluate_pretrained(name)
     assert res["accuracy"] >= BARS[name], (name, res["accuracy"])
     # The registry's figure is this measurement (deterministic in float64).
     assert res["accuracy"] == zoo.PRETRAINED[name]["heldout_accuracy"]
@@ -148,7 +148,7 @@ def test_bundled_model_meets_its_bar_on_held_out_data(name):
 @pytest.mark.parametrize("name", sorted(zoo.PRETRAINED))
 def test_bundled_model_on_a_second_fresh_sample(name):
     # Not the registry's seed: the figure is not a property of one sample.
-    res = zoo.evaluate_pretrained(name, n=500, seed=2024)
+    res = recipes.evaluate_pretrained(name, n=500, seed=2024)
     assert res["accuracy"] >= BARS[name], (name, res["accuracy"])
 
 
@@ -194,44 +194,6 @@ def test_shapes_fc_shares_the_frozen_blocks_of_shapes_gap():
 # The training recipe and the command line (tiny runs; the bundled models are
 # never retrained here)
 # ----------------------------------------------------------------------------
-
-
-def test_train_reference_tiny_run_is_deterministic():
-    a, meta = zoo.train_reference("digits", "gap", epochs=1, n_train=32, seed=5, verbose=False)
-    b, _ = zoo.train_reference("digits", "gap", epochs=1, n_train=32, seed=5, verbose=False)
-    for key, value in a.state_dict().items():
-        np.testing.assert_array_equal(value, b.state_dict()[key], err_msg=key)
-        assert value.dtype == np.float32
-    assert not a.training
-    assert meta["input_shape"] == [1, 32, 32] and meta["class_names"] == [str(d) for d in range(10)]
-    assert meta["dataset_kwargs"] == {"split": "train"} and meta["heldout"]["kwargs"] == {"split": "test"}
-    assert 0.0 <= meta["heldout_accuracy"] <= 1.0
-
-
-def test_train_reference_features_from_freezes_the_blocks(tmp_path):
-    source = zoo.gap_net(rng=3).eval()
-    io.save(source, tmp_path / "gap.npz")
-    model, meta = zoo.train_reference(
-        "shapes", "fc", epochs=1, batch_size=8, n_train=16, features_from=tmp_path / "gap.npz", verbose=False
-    )
-    src = source.state_dict()
-    for key, value in model.state_dict().items():
-        if key.split(".")[0] in meta["training"]["frozen_layers"]:
-            np.testing.assert_array_equal(value, src[key].astype(np.float32), err_msg=key)
-    fresh = zoo.fc_net(rng=0, dtype=np.float32).state_dict()
-    assert not np.array_equal(model.state_dict()["fc1.W"], fresh["fc1.W"])
-    with pytest.raises(ValueError, match="features_from.*'conv4'"):
-        io.save(zoo.gap_net(widths=(16, 16, 32), rng=0), tmp_path / "short.npz")
-        zoo.train_reference("shapes", "fc", epochs=1, n_train=8, features_from=tmp_path / "short.npz", verbose=False)
-
-
-def test_train_reference_bad_names():
-    with pytest.raises(ValueError, match=r"dataset must be one of \['digits', 'shapes'\], got 'scenes'"):
-        zoo.train_reference("scenes", "gap")
-    with pytest.raises(ValueError, match=r"architecture must be one of \['fc', 'gap'\], got 'resnet'"):
-        zoo.train_reference("shapes", "resnet")
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        zoo.train_reference("shapes", "gap", batch_size=0)
 
 
 def test_cli_train_and_evaluate_model(tmp_path, capsys):
