@@ -63,9 +63,9 @@ from ._validate import as_generator, check_float, check_float_dtype, check_int
 from .layers import LAYER_TYPES
 
 __all__ = [
-    "save", "load", "load_metadata", "load_image", "image_size", "FORMAT", "FORMAT_VERSION", "ARCHITECTURE_KEY",
+    "save", "load", "load_metadata", "load_image", "FORMAT", "FORMAT_VERSION", "ARCHITECTURE_KEY",
     "MAX_ARCHITECTURE_CHARS", "MAX_LAYERS", "MAX_FEATURES", "MAX_KERNEL_SIZE", "MAX_STRIDE", "MAX_PADDING",
-    "MAX_ARRAY_ELEMENTS", "MAX_PARAMETERS", "MAX_ABS_VALUE", "MAX_IMAGE_PIXELS",
+    "MAX_ARRAY_ELEMENTS", "MAX_PARAMETERS", "MAX_ABS_VALUE",
 ]
 
 FORMAT = "minicam-model"
@@ -404,7 +404,9 @@ def _check_values(key, value, where):
         )
     top = float(np.max(np.abs(value))) if value.size else 0.0
     if top > MAX_ABS_VALUE:
-        raise ValueError(f"{where}: array {key!r} holds a value of magnitude {top:.3g}, above MAX_ABS_VALUE = {MAX_ABS_VALUE:g}")
+        raise ValueError(
+            f"{where}: array {key!r} holds a value of magnitude {top:.3g}, above MAX_ABS_VALUE = {MAX_ABS_VALUE:g}"
+        )
     if key.endswith(".running_var") and value.size and value.min() < 0:
         raise ValueError(f"{where}: array {key!r} is a variance but holds a negative value {float(value.min()):.6g}")
 
@@ -427,7 +429,9 @@ def _load(path, dtype, rng):
     where, source = _open(path)
     dtype = check_float_dtype(dtype)
     gen = as_generator(rng)
-    not_zip = f"{where} is not a minicam model file: not an .npz (zip) archive (a truncated download, or another kind of file)"
+    not_zip = (
+        f"{where} is not a minicam model file: not an .npz (zip) archive (a truncated download, or another kind of file)"
+    )
     try:
         if not zipfile.is_zipfile(source):
             raise ValueError(not_zip)

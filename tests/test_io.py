@@ -1,6 +1,10 @@
 """Saving and loading models (.npz, no pickle) and loading images."""
 
+import io as stdio
 import json
+import re
+import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -9,6 +13,8 @@ import pytest
 import minicam as mc
 from minicam import io, zoo
 from minicam.io import ARCHITECTURE_KEY
+
+from io_files import members_of, npy_bytes, patch_zip, zip_bytes
 
 
 def every_layer_model(rng):
@@ -288,6 +294,160 @@ def test_load_from_file_object(tmp_path):
     with open(tmp_path / "m.npz", "rb") as f:
         loaded = io.load(f)
     np.testing.assert_array_equal(loaded["fc"].params["W"], model["fc"].params["W"])
+
+
+# ----------------------------------------------------------------------------
+# Hostile files (issue 10): one exception type, bounded memory, sane values
+# ----------------------------------------------------------------------------
+
+
+def load_peak(path, **kwargs):
+    """``(exception or None, peak traced bytes)`` of ``io.load(path)``."""
+    tracemalloc.start()
+    try:
+        io.load(path, **kwargs)
+        err = None
+    except Exception as caught:  # the test inspects the type
+        err = caught
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return err, peak
+
+
+def raw_members(good):
+    return {k: npy_bytes(v) for k, v in good.items()}
+
+
+def test_zip_layer_errors_are_value_errors(tmp_path):
+    # zipfile raises RuntimeError for an encrypted member and NotImplementedError
+    # for an unknown compression method; both escaped io.load.
+    data = zip_bytes(members_of(zoo.pretrained_path("shapes-gap")))
+    for patch, words in ((dict(flag_bits=1), "encrypted"), (dict(compress_type=99), "compression method")):
+        path = tmp_path / "patched.npz"
+        path.write_bytes(patch_zip(data, **patch))
+        with pytest.raises(ValueError, match=words) as info:
+            io.load(path)
+        assert str(path) in str(info.value)
+
+
+def test_garbled_npy_header_is_a_value_error(tmp_path, good):
+    # numpy's header parser falls back to the tokenizer, which raised TokenError.
+    members = raw_members(good)
+    members["conv1.b"] = npy_bytes(good["conv1.b"], header="{'descr': '<f8', '''")
+    path = tmp_path / "garbled.npz"
+    path.write_bytes(zip_bytes(members))
+    with pytest.raises(ValueError, match="'conv1.b.npy' is not a readable .npy array"):
+        io.load(path)
+
+
+def test_header_that_lies_about_its_size(tmp_path, good):
+    members = raw_members(good)
+    lie = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    members["fc.b"] = npy_bytes(np.zeros(3), header=lie)
+    path = tmp_path / "lie.npz"
+    path.write_bytes(zip_bytes(members))
+    err, peak = load_peak(path)
+    assert isinstance(err, ValueError) and "'fc.b.npy' holds" in str(err), err
+    assert peak < 4 * 2**20
+
+
+@pytest.mark.parametrize("features, words", [
+    (14000, "MAX_ARRAY_ELEMENTS"),  # 196 M scalars: above the cap
+    (10000, "'fc.W' must have shape (10000, 10000)"),  # under the cap, but the stored array is (3, 3)
+])
+def test_huge_declared_layer_is_refused_before_building(tmp_path, good, features, words):
+    # Linear(14000, 14000) in a 141 KB file peaked at 3 GB: the layer was
+    # built, and randomly initialised, before the stored arrays were checked.
+    header = header_of(good)
+    fc = next(spec for spec in header["layers"] if spec["type"] == "Linear")
+    fc["config"] = {"in_features": features, "out_features": features}
+    path = tmp_path / "huge.npz"
+    write_npz(path, with_header(good, header))
+    err, peak = load_peak(path)
+    assert isinstance(err, ValueError) and words in str(err), err
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_huge_declared_architecture_is_refused_before_reading(tmp_path, good):
+    # A 1 MB file declaring a 1 GB architecture string peaked at 1.9 GB.
+    chars = 2 * io.MAX_ARCHITECTURE_CHARS
+    members = raw_members(good)
+    text = npy_bytes(np.array(""), header=f"{{'descr': '<U{chars}', 'fortran_order': False, 'shape': (), }}")
+    members[ARCHITECTURE_KEY] = text + bytes(4 * chars - 4)  # the declared size in zeros: KB once deflated
+    path = tmp_path / "long.npz"
+    path.write_bytes(zip_bytes(members))
+    assert path.stat().st_size < 100_000
+    del members
+    err, peak = load_peak(path)
+    assert isinstance(err, ValueError) and "MAX_ARCHITECTURE_CHARS" in str(err), err
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("layer, key, value, words", [
+    (0, "padding", 10**6, "padding must be <= 64"),
+    (0, "kernel_size", io.MAX_KERNEL_SIZE + 1, "kernel_size must be <="),
+    (0, "stride", 0, "stride must be >= 1"),
+    (0, "out_channels", io.MAX_FEATURES + 1, "out_channels must be <="),
+    (0, "in_channels", True, "in_channels must be an int"),
+    (0, "in_channels", -1, "in_channels must be >= 1"),
+    (2, "eps", "small", "eps must be a real number"),
+    (2, "momentum", 10**400, "int too large"),  # float() overflows
+])
+def test_hyper_parameters_are_bounded(tmp_path, good, layer, key, value, words):
+    header = header_of(good)
+    header["layers"][layer]["config"][key] = value
+    msg = load_error(tmp_path, with_header(good, header))
+    assert words in msg and "invalid config" in msg and str(tmp_path / "bad.npz") in msg, msg
+
+
+@pytest.mark.parametrize("key, value, dtype, words", [
+    ("bn1.running_var", -0.5, np.float64, "is a variance but holds a negative value -0.5"),
+    ("conv1.W", 3e38, np.float64, "magnitude 3e+38, above MAX_ABS_VALUE"),
+    ("conv1.W", 3e38, np.float32, "magnitude 3e+38, above MAX_ABS_VALUE"),  # finite in float32, but absurd
+    ("fc.W", 1e39, np.float32, "NaN or infinity (after casting to float32"),
+    ("fc.W", 1e39, np.float64, "above MAX_ABS_VALUE"),
+    ("fc.b", np.nan, np.float64, "NaN or infinity"),
+])
+def test_values_are_checked_after_casting(tmp_path, good, key, value, dtype, words):
+    members = dict(good)
+    members[key] = good[key].copy()
+    members[key].flat[-1] = value
+    path = tmp_path / "values.npz"
+    write_npz(path, members)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow in the cast is no warning either
+        with pytest.raises(ValueError, match=re.escape(words)):
+            io.load(path, dtype=dtype)
+    members[key].flat[-1] = 0.5  # the same file with a sane value loads
+    write_npz(path, members)
+    io.load(path, dtype=dtype)
+
+
+def test_every_message_names_a_file_object(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with open(tmp_path / "junk.npz", "rb") as f, pytest.raises(ValueError, match="junk.npz"):
+        io.load(f)
+    with pytest.raises(ValueError, match="<BytesIO>"):
+        io.load(stdio.BytesIO(b"junk"))
+
+
+def test_shape_rules_match_the_constructors():
+    # The loader computes every array's shape from the config before building
+    # anything; these rules must agree with what each layer allocates.
+    examples = {
+        "Conv2d": dict(in_channels=3, out_channels=5, kernel_size=3, stride=2, padding=1),
+        "Linear": dict(in_features=7, out_features=4),
+        "BatchNorm2d": dict(num_features=6),
+        "MaxPool2d": dict(kernel_size=2), "AvgPool2d": dict(kernel_size=3, stride=1),
+        "Dropout": dict(p=0.1), "ReLU": {}, "GlobalAvgPool2d": {}, "Flatten": {},
+    }
+    assert set(examples) == set(mc.layers.LAYER_TYPES)
+    for kind, config in examples.items():
+        layer = mc.layers.LAYER_TYPES[kind](**config)
+        built = {k: v.shape for k, v in {**layer.params, **layer.buffers}.items()}
+        assert io._layer_arrays(kind, layer.config()) == built, kind
+    assert io._layer_arrays("Softplus", {}) is None
 
 
 # ----------------------------------------------------------------------------
