@@ -391,24 +391,24 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
     scores = model.forward(x)[0]
     probs = softmax(scores[None])[0]
     predicted = int(np.argmax(scores))
-    target = predicted if class_idx is None else class_idx
+    explained = predicted if class_idx is None else class_idx
     if verbose:
         print(f"{model_name} predicts {class_names[predicted]!r} (class {predicted}): "
               f"logit {scores[predicted]:.3f}, softmax {probs[predicted]:.3f}", file=stream, flush=True)
-        if target != predicted:
-            print(f"explaining class {class_names[target]!r} ({target}) instead: logit {scores[target]:.3f}, "
-                  f"softmax {probs[target]:.3f}", file=stream, flush=True)
+        if explained != predicted:
+            print(f"explaining class {class_names[explained]!r} ({explained}) instead: logit {scores[explained]:.3f}, "
+                  f"softmax {probs[explained]:.3f}", file=stream, flush=True)
 
     func, kind, note = _methods()[method]
-    explanation = func(model, x, target, layer)[0]
+    explanation = func(model, x, explained, layer)[0]
     result = {
         "predicted": predicted, "predicted_name": class_names[predicted], "score": float(scores[predicted]),
-        "probability": float(probs[predicted]), "class_idx": target, "map": explanation, "image": x[0],
+        "probability": float(probs[predicted]), "class_idx": explained, "map": explanation, "image": x[0],
         "resized": resized, "out": None,
     }
     if out is not None:
         out = Path(os.fspath(out))
-        fig = _explain_figure(x[0], explanation, kind, note, method, model_name, class_names, predicted, target,
+        fig = _explain_figure(x[0], explanation, kind, note, method, model_name, class_names, predicted, explained,
                               scores, probs)
         fig.savefig(out, dpi=dpi)
         result["out"] = str(out)
@@ -417,7 +417,7 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
     return result
 
 
-def _explain_figure(image, explanation, kind, note, method, model_name, class_names, predicted, target, scores,
+def _explain_figure(image, explanation, kind, note, method, model_name, class_names, predicted, explained, scores,
                     probs):
     """Two panels: the input as the model sees it | the explanation."""
     from . import viz
@@ -430,9 +430,9 @@ def _explain_figure(image, explanation, kind, note, method, model_name, class_na
         f"{model_name} input ({image.shape[1]}x{image.shape[2]})\n"
         f"pred: {class_names[predicted]}  logit {scores[predicted]:.2f}, p={probs[predicted]:.2f}", fontsize=8,
     )
-    title = method if method == "eigen-cam" else f"{method} → {class_names[target]}"
-    if target != predicted and method != "eigen-cam":
-        title += f" (p={probs[target]:.2f})"
+    title = method if method == "eigen-cam" else f"{method} → {class_names[explained]}"
+    if explained != predicted and method != "eigen-cam":
+        title += f" (p={probs[explained]:.2f})"
     if kind == "map":
         h, w = explanation.shape
         steps = "min-max" if (h, w) == image.shape[1:] else f"{h}x{w} map, bilinear up, min-max"

@@ -40,7 +40,7 @@ import numpy as np
 from . import functional as F
 from ._validate import check_int
 from .explain import grad_cam
-from .gradcheck import rel_error
+from .gradcheck import CONV_CASES, rel_error
 from .layers import RELU_MODES, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .model import Sequential
 
@@ -156,7 +156,7 @@ def _run(title, student_fn, cases, hints, raise_on_fail, verbose):
             outcome = False
             lines = [f"{title}: FAILED on case {number} of {len(cases)}: {case.label}",
                      f"  your function raised {type(err).__name__}: {err}"]
-            lines += _where(err, student_fn)
+            lines += _failure_location(err, student_fn)
             break
         names = list(case.expected)
         if len(names) == 1:
@@ -199,7 +199,7 @@ def _run(title, student_fn, cases, hints, raise_on_fail, verbose):
     return outcome
 
 
-def _where(err, student_fn):
+def _failure_location(err, student_fn):
     """The line of the student's code where ``err`` was raised (not NumPy's)."""
     frames = traceback.extract_tb(err.__traceback__)[1:]  # drop the checker's own frame
     code = getattr(student_fn, "__code__", None)
@@ -380,20 +380,8 @@ def check_maxpool_backward(student_fn, seed=0, raise_on_fail=False, verbose=True
 # Convolution
 # --------------------------------------------------------------------------
 
-# (N, C, H, W, F, K, stride, padding); C == F in some cases, so that a
-# transposed weight still has the right shape and only the values can tell.
-_CONV_SPECS = [
-    (1, 1, 4, 4, 1, 3, 1, 0),
-    (2, 3, 5, 7, 4, 3, 1, 1),
-    (2, 2, 7, 6, 2, 3, 2, 1),
-    (1, 3, 6, 9, 2, 5, 1, 2),
-    (2, 2, 8, 5, 3, 2, 2, 0),
-    (1, 2, 7, 7, 2, 3, 3, 0),
-]
-
-
 def _conv_cases(rng):
-    for n, c, h, w, f, k, s, p in _CONV_SPECS:
+    for n, c, h, w, f, k, s, p in CONV_CASES:
         x = rng.standard_normal((n, c, h, w))
         W = rng.standard_normal((f, c, k, k))
         b = rng.standard_normal(f)

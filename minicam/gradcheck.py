@@ -36,6 +36,7 @@ from .losses import softmax_cross_entropy
 from .model import Sequential
 
 __all__ = [
+    "CONV_CASES",
     "LAYER_TOL",
     "MODEL_TOL",
     "numerical_gradient",
@@ -131,9 +132,10 @@ def rel_error(a, b):
 
 
 def _fresh(template):
-    layer = copy.deepcopy(template)
-    layer._cache = None
-    return layer
+    # A deep copy: the parameters, buffers and random state (Dropout's
+    # generator) of the template, so every evaluation sees the same state;
+    # the forward that follows replaces whatever cache the copy carried.
+    return copy.deepcopy(template)
 
 
 def check_layer(layer, x, dout=None, rng=0, h=1e-5):
@@ -215,9 +217,7 @@ def check_model(model, x, y, h=1e-5):
 
     def fresh():
         m = copy.deepcopy(model)
-        m.outputs = {}
-        for layer in m.layers:
-            layer._cache = None
+        m.clear_state()
         return m
 
     def loss_of(m, inp):
@@ -278,6 +278,23 @@ def distinct_input(shape, rng, spacing=1e-2):
     return (gen.permutation(size) * spacing - size * spacing / 2).reshape(shape)
 
 
+# The convolution grid every check shares -- the layer gradient checks here, the
+# naive-vs-fast kernel tests and the convolution exercises' checkers:
+# (N, C, H, W, F, K, stride, padding). Non-square and odd sizes, stride 2 and 3,
+# padding, a 1x1 and a 5x5 kernel, and C == F in some cases, so that a
+# transposed weight still has the right shape and only its values can tell.
+CONV_CASES = (
+    (2, 3, 7, 5, 4, 3, 1, 1),
+    (2, 2, 8, 7, 3, 3, 2, 1),
+    (1, 3, 5, 6, 2, 2, 2, 0),
+    (2, 1, 6, 9, 2, 5, 1, 2),
+    (2, 2, 4, 3, 2, 1, 1, 0),
+    (2, 2, 7, 10, 3, 3, 3, 0),
+    (1, 1, 4, 4, 1, 3, 1, 0),
+    (2, 2, 7, 6, 2, 3, 2, 1),
+)
+
+
 def layer_cases(seed=0):
     """The layer x configuration x shape grid checked by the tests and the CLI.
 
@@ -294,19 +311,10 @@ def layer_cases(seed=0):
     def add(label, layer, x):
         cases.append((label, layer, x))
 
-    conv_grid = [
-        # (C, F, K, stride, padding, input H, W)
-        (3, 4, 3, 1, 1, 7, 5),
-        (2, 3, 3, 2, 1, 8, 7),
-        (3, 2, 2, 2, 0, 5, 6),
-        (1, 2, 5, 1, 2, 6, 9),
-        (2, 2, 1, 1, 0, 4, 3),
-        (2, 3, 3, 3, 0, 7, 10),
-    ]
-    for c, f, k, s, p, h, w in conv_grid:
+    for n, c, h, w, f, k, s, p in CONV_CASES:
         layer = Conv2d(c, f, k, stride=s, padding=p, rng=rng)
         layer.params["b"] = rng.standard_normal(f)
-        add(f"Conv2d(k={k}, s={s}, p={p}) on {c}x{h}x{w}", layer, rng.standard_normal((2, c, h, w)))
+        add(f"Conv2d(k={k}, s={s}, p={p}) on {c}x{h}x{w}", layer, rng.standard_normal((n, c, h, w)))
     for k, s, h, w in [(2, None, 6, 5), (3, 2, 7, 7), (2, 1, 5, 4), (3, None, 7, 8)]:
         add(f"MaxPool2d(k={k}, s={s or k}) on {h}x{w}", MaxPool2d(k, s), distinct_input((2, 3, h, w), rng))
         add(f"AvgPool2d(k={k}, s={s or k}) on {h}x{w}", AvgPool2d(k, s), rng.standard_normal((2, 3, h, w)))

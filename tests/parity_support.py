@@ -87,3 +87,25 @@ class Differences:
                 reporter.write_line("")
                 for line in lines:
                     reporter.write_line(line)
+
+
+def zoo_models(rng, prepare=None):
+    """(label, model, x) for both parity modules: the zoo's reference architectures and every bundled model.
+
+    ``zoo.gap_net`` / ``zoo.fc_net`` with random He weights on a non-square
+    input (``prepare(model)`` may set their mode or randomise their biases),
+    then every bundled model in eval mode on inputs in [0, 1]. The bundled
+    files are part of the repository: a missing one is an error, not a skip.
+    """
+    from minicam import zoo
+
+    prepare = prepare or (lambda m: m)
+    models = [
+        ("zoo.gap_net()", prepare(zoo.gap_net(rng=0)), rng.standard_normal((2, 3, 32, 24))),
+        ("zoo.fc_net(input_size=(32, 24))", prepare(zoo.fc_net(input_size=(32, 24), rng=1)),
+         rng.standard_normal((2, 3, 32, 24))),
+    ]
+    for name, info in zoo.PRETRAINED.items():
+        x = rng.uniform(0.0, 1.0, (2,) + tuple(info["input_shape"]))
+        models.append((f"zoo.pretrained({name!r})", zoo.pretrained(name).eval(), x))
+    return models

@@ -386,3 +386,13 @@ def test_bad_method_options():
         mc.smoothgrad(mc.saliency, model, x, 1, sigma=-0.1)
     with pytest.raises(ValueError, match="score applies to class scores"):
         mc.grad_cam(model, x, target=mc.class_target(1), score="softmax")
+
+
+@pytest.mark.parametrize("score", ["logit", "softmax", "log_softmax"])
+@pytest.mark.parametrize("class_idx", [4, -1, np.array([0, 7]), np.array([-2, 1])])
+def test_class_score_checks_its_own_range(class_idx, score):
+    # ClassScore is public and can be called on any scores: its own range check must say what is wrong.
+    # Without it, 4 or 7 would be numpy's IndexError and -1 would silently explain the *last* class.
+    target = mc.explain.ClassScore(class_idx, score)
+    with pytest.raises(ValueError, match=r"class_idx must be in \[0, 4\) for a model with 4 outputs"):
+        target(np.zeros((2, 4)))

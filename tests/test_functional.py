@@ -4,16 +4,9 @@ import numpy as np
 import pytest
 
 from minicam import functional as F
+from minicam.gradcheck import CONV_CASES
 
-CONV_GRID = [
-    # (N, C, H, W, F, K, stride, padding): non-square, odd sizes, stride 2, padding
-    (2, 3, 7, 5, 4, 3, 1, 1),
-    (2, 2, 8, 7, 3, 3, 2, 1),
-    (1, 3, 5, 6, 2, 2, 2, 0),
-    (2, 1, 6, 9, 2, 5, 1, 2),
-    (1, 2, 9, 4, 3, 3, 2, 0),
-    (2, 2, 7, 10, 3, 3, 3, 0),
-]
+CONV_GRID = CONV_CASES  # the grid the gradient checks and the exercises share
 
 
 def test_hand_checkable_convolution():

@@ -14,7 +14,6 @@ error instead, so CI can never pass by skipping them.
 """
 
 import copy
-import importlib
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
-from parity_support import Differences, numpy_of, require
+from parity_support import Differences, numpy_of, require, zoo_models
 
 torch = require("torch", "the parity tests against PyTorch")
 bridge = require("minicam.interop.torch", "the parity tests against PyTorch")
@@ -188,28 +187,9 @@ def test_float32_conversion_rounds_weights_once():
 
 
 def reference_models():
-    """(label, model, x): the gradcheck models, then the zoo's reference architectures and bundled models when present."""
+    """(label, model, x): the gradcheck models, then the zoo's reference architectures and every bundled model."""
     models = [(label, model, x) for label, model, x, _ in gc.model_cases(seed=0)]
     return models + zoo_models(np.random.default_rng(8))
-
-
-def zoo_models(rng):
-    """``zoo.gap_net`` / ``zoo.fc_net`` (random He weights, non-square input) and every bundled model whose file exists."""
-    try:
-        zoo = importlib.import_module("minicam.zoo")
-    except ImportError:
-        return []
-    models = []
-    if hasattr(zoo, "gap_net") and hasattr(zoo, "fc_net"):
-        models.append(("zoo.gap_net()", zoo.gap_net(rng=0), rng.standard_normal((2, 3, 32, 24))))
-        models.append(("zoo.fc_net(input_size=(32, 24))", zoo.fc_net(input_size=(32, 24), rng=1), rng.standard_normal((2, 3, 32, 24))))
-    for name, info in getattr(zoo, "PRETRAINED", {}).items():
-        try:
-            model = zoo.pretrained(name)
-        except FileNotFoundError:  # the bundled weights are built by a separate command
-            continue
-        models.append((f"zoo.pretrained({name!r})", model.eval(), rng.uniform(0.0, 1.0, (2,) + tuple(info["input_shape"]))))
-    return models
 
 
 def compare_models(label, model, module, x, rng, names=None):

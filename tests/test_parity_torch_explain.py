@@ -25,7 +25,6 @@ with the environment variable ``CI`` set they fail instead.
 """
 
 import copy
-import importlib
 import os
 from collections import OrderedDict
 
@@ -34,7 +33,7 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
-from parity_support import Differences, numpy_of, require
+from parity_support import Differences, numpy_of, require, zoo_models
 
 torch = require("torch", "the parity tests against captum")
 ca = require("captum.attr", "the parity tests against captum")
@@ -105,20 +104,7 @@ def explained_models():
     bn_train = copy.deepcopy(models[2][1]).train()
     bn_train["dropout1"].eval()  # masks are random in both frameworks
     models.append(("BN net (BatchNorm in train mode)", bn_train, models[2][2]))
-    try:
-        zoo = importlib.import_module("minicam.zoo")
-    except ImportError:
-        zoo = None
-    if zoo is not None and hasattr(zoo, "gap_net") and hasattr(zoo, "fc_net"):
-        models.append(("zoo.gap_net", _with_random_biases(zoo.gap_net(rng=1).eval(), rng), rng.standard_normal((2, 3, 32, 24))))
-        models.append(("zoo.fc_net", _with_random_biases(zoo.fc_net(input_size=(32, 24), rng=2).eval(), rng),
-                       rng.standard_normal((2, 3, 32, 24))))
-    for name, info in getattr(zoo, "PRETRAINED", {}).items():
-        try:
-            model = zoo.pretrained(name)
-        except FileNotFoundError:  # the bundled weights are built by a separate command
-            continue
-        models.append((f"zoo.pretrained({name!r})", model.eval(), rng.uniform(0.0, 1.0, (2,) + tuple(info["input_shape"]))))
+    models += zoo_models(rng, prepare=lambda m: _with_random_biases(m.eval(), rng))
     return models
 
 

@@ -89,7 +89,7 @@ except ImportError as _err:  # pragma: no cover - exercised only without torch
         "pip install torch==2.13.0 captum (a CPU-only build is enough; see requirements.txt)"
     ) from _err
 
-from .._validate import as_generator, check_float_array, check_float_dtype, check_int
+from .._validate import as_generator, check_float_dtype
 from ..layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -243,12 +243,12 @@ def to_torch(model, dtype=torch.float64):
 _SUPPORTED = "Conv2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) + Flatten, Flatten, Linear, Dropout, BatchNorm2d"
 
 
-def _where(path, mod):
+def _module_label(path, mod):
     return f"{'.'.join(path) or '<root>'} ({type(mod).__name__})"
 
 
 def _refuse(path, mod, option, value, why):
-    raise ValueError(f"{_where(path, mod)}: {option}={value!r} is not supported: {why}")
+    raise ValueError(f"{_module_label(path, mod)}: {option}={value!r} is not supported: {why}")
 
 
 def _square(value, path, mod, option):
@@ -334,7 +334,7 @@ def _plan(module):
             if nxt is None or not _is_plain_flatten(nxt[1]):
                 following = "nothing" if nxt is None else f"{'.'.join(nxt[0])} ({type(nxt[1]).__name__})"
                 raise ValueError(
-                    f"{_where(path, mod)} must be followed directly by nn.Flatten() (together they are minicam's "
+                    f"{_module_label(path, mod)} must be followed directly by nn.Flatten() (together they are minicam's "
                     f"GlobalAvgPool2d, whose output is (N, C)); it is followed by {following}"
                 )
             plan.append((_minicam_name(path), nxt[0], "gap", [mod, nxt[1]]))
@@ -427,7 +427,7 @@ def _leaf_from_torch(path, mod, dtype, gen):
             if isinstance(mod, _TORCH_TYPES) else "not supported"
         )
         raise TypeError(
-            f"{_where(path, mod)} is {kind}; minicam.interop.torch converts exactly these modules: {_SUPPORTED} "
+            f"{_module_label(path, mod)} is {kind}; minicam.interop.torch converts exactly these modules: {_SUPPORTED} "
             "(inside nn.Sequential containers)"
         )
     for key, value in layer.params.items():
