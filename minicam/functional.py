@@ -5,6 +5,14 @@ textbook definition (what a student should read first), and a *fast*
 vectorized version used by the layers. The tests check that the two agree
 to rounding error, and that both agree with finite differences.
 
+How the fast kernels spend their time (see ``benchmarks/README.md``): a
+convolution is one BLAS matrix product per direction over the unfolded input
+(:func:`unfold`), whose copies and adds are whole strided slabs, one per
+kernel offset (never one per output position); pooling works on the
+``KH*KW`` strided views of ``x`` (one per offset inside the window), so no
+window is ever copied. Nothing here writes into its arguments, and every
+result keeps the dtype of its input.
+
 Conventions (see ``minicam.__init__``): arrays are NCHW, convolution is
 cross-correlation (no kernel flip) with zero padding, pooling uses floor
 mode (leftover rows/columns are dropped) and max-pool ties send the gradient
@@ -25,6 +33,8 @@ __all__ = [
     "windows",
     "im2col",
     "col2im",
+    "unfold",
+    "fold",
     "conv2d_forward_naive",
     "conv2d_backward_naive",
     "conv2d_forward",
@@ -81,7 +91,10 @@ def pad2d(x, padding):
     if padding == 0:
         return x
     p = padding
-    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="constant")
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype)  # np.pad is ~3x slower
+    out[:, :, p : p + h, p : p + w] = x
+    return out
 
 
 def unpad2d(x, padding):
@@ -245,8 +258,75 @@ def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
     return unpad2d(dxp, padding), dW, db
 
 
+def unfold(x, kernel_size, stride=1, padding=0):
+    """Unfold every receptive field, sample by sample (PyTorch's ``unfold`` layout).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    cols : ndarray, shape (N, C * KH * KW, H_out * W_out)
+        ``cols[n, (c * KH + p) * KW + q, i * W_out + j] = x_pad[n, c, i*stride + p, j*stride + q]``:
+        column ``(i, j)`` of sample ``n`` is its window at output ``(i, j)``,
+        flattened in ``(C, KH, KW)`` order, the order of ``W.reshape(F, -1)``.
+
+    Notes
+    -----
+    Built by ``KH * KW`` slab copies, one per kernel offset ``(p, q)``: the
+    offset's strided view of ``x_pad`` (every window's ``(p, q)`` element)
+    goes to rows ``(c, p, q)`` of every sample at once. Compared with
+    :func:`im2col` (one row per window), this layout needs no transpose
+    before or after the matrix product: ``W_mat @ cols[n]`` is already
+    sample ``n``'s output in NCHW order.
+    """
+    k = kernel_size
+    n, c, h, w = x.shape
+    h_out = output_size(h, k, stride, padding)
+    w_out = output_size(w, k, stride, padding)
+    xp = pad2d(x, padding)
+    cols = np.empty((n, c, k, k, h_out, w_out), dtype=x.dtype)
+    for p in range(k):
+        for q in range(k):
+            cols[:, :, p, q] = xp[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride]
+    return cols.reshape(n, c * k * k, h_out * w_out)
+
+
+def fold(cols, x_shape, kernel_size, stride=1, padding=0):
+    """Adjoint of :func:`unfold`: add every column back onto its window.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (N, C * KH * KW, H_out * W_out)
+    x_shape : tuple (N, C, H, W)
+        Shape of the unpadded input.
+    kernel_size, stride, padding : int
+
+    Returns
+    -------
+    ndarray, shape (N, C, H, W)
+        Where windows overlap, their contributions add up, which is exactly
+        the gradient of :func:`unfold`. (A view into a padded buffer when
+        ``padding > 0``.)
+    """
+    n, c, h, w = x_shape
+    k = kernel_size
+    h_out = output_size(h, k, stride, padding)
+    w_out = output_size(w, k, stride, padding)
+    cols6 = cols.reshape(n, c, k, k, h_out, w_out)
+    out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    # One strided add of a whole slab per kernel offset (KH*KW adds), never
+    # one per output position, and no scatter (np.add.at).
+    for p in range(k):
+        for q in range(k):
+            out[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] += cols6[:, :, p, q]
+    return unpad2d(out, padding)
+
+
 def conv2d_forward(x, W, b, stride=1, padding=0):
-    """Cross-correlation as one matrix product (im2col).
+    """Cross-correlation as a matrix product over the unfolded input.
 
     Parameters
     ----------
@@ -258,17 +338,26 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     Returns
     -------
     out : ndarray, shape (N, F, H_out, W_out)
-    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
-        The unfolded input, returned so that backward need not rebuild it.
+    cols : ndarray, shape (N, C * KH * KW, H_out * W_out)
+        The unfolded input (:func:`unfold`), returned so that backward need
+        not rebuild it. A new array: it shares no memory with ``x``.
+
+    Notes
+    -----
+    ``out[n] = W_mat @ cols[n] + b`` with ``W_mat = W.reshape(F, -1)``: one
+    BLAS product per sample (``np.matmul`` over the stacked samples), whose
+    result is already in NCHW order. (One product over the whole batch
+    needs a channel-major ``cols`` and a transpose of ``out`` and ``dout``;
+    measured, it was no faster and much slower on 3-channel inputs.)
     """
     n, _, h, w = x.shape
     f, _, kh, _ = W.shape
     h_out = output_size(h, kh, stride, padding)
     w_out = output_size(w, kh, stride, padding)
-    cols = im2col(x, kh, stride, padding)
-    out = cols @ W.reshape(f, -1).T + b  # (N*Ho*Wo, F)
-    out = out.reshape(n, h_out, w_out, f).transpose(0, 3, 1, 2)  # (N, F, Ho, Wo)
-    return np.ascontiguousarray(out), cols
+    cols = unfold(x, kh, stride, padding)
+    out = np.matmul(W.reshape(f, -1), cols)  # (N, F, Ho*Wo)
+    out += b[:, None]
+    return out.reshape(n, f, h_out, w_out), cols
 
 
 def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
@@ -277,7 +366,7 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
     Parameters
     ----------
     dout : ndarray, shape (N, F, H_out, W_out)
-    cols : ndarray, shape (N * H_out * W_out, C * KH * KW)
+    cols : ndarray, shape (N, C * KH * KW, H_out * W_out)
         As returned by :func:`conv2d_forward`.
     x_shape : tuple (N, C, H, W)
     W : ndarray, shape (F, C, KH, KW)
@@ -290,16 +379,16 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
 
     Notes
     -----
-    With ``out_mat = cols @ W_mat.T + b``: ``dW_mat = dout_mat.T @ cols``,
-    ``db = sum(dout_mat, axis=0)``, ``dcols = dout_mat @ W_mat`` and ``dx``
-    is ``col2im(dcols)``.
+    With ``out[n] = W_mat @ cols[n] + b``: ``dW_mat = sum_n dout[n] @ cols[n].T``,
+    ``db = sum_{n,i,j} dout[n, :, i, j]``, ``dcols[n] = W_mat.T @ dout[n]``
+    and ``dx = fold(dcols)``.
     """
-    f = W.shape[0]
-    dout_mat = dout.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*Ho*Wo, F)
-    dW = (dout_mat.T @ cols).reshape(W.shape)
-    db = dout_mat.sum(axis=0)
-    dcols = dout_mat @ W.reshape(f, -1)  # (N*Ho*Wo, C*KH*KW)
-    dx = col2im(dcols, x_shape, W.shape[2], stride, padding)
+    n, f = dout.shape[:2]
+    dout_mat = dout.reshape(n, f, -1)  # (N, F, Ho*Wo)
+    dW = np.matmul(dout_mat, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    db = np.einsum("nfp->f", dout_mat)
+    dcols = np.matmul(W.reshape(f, -1).T, dout_mat)  # (N, C*KH*KW, Ho*Wo)
+    dx = fold(dcols, x_shape, W.shape[2], stride, padding)
     return dx, dW, db
 
 
@@ -357,22 +446,49 @@ def max_pool2d_backward_naive(dout, x, kernel_size, stride):
     return dx
 
 
+def _offset_views(x, kernel_size, stride, h_out, w_out):
+    """The ``K*K`` strided views of ``x``, one per offset ``(p, q)`` inside the window.
+
+    ``views[p * K + q][n, c, i, j] = x[n, c, i*stride + p, j*stride + q]``:
+    element ``(p, q)`` of every window at once, in row-major order of the
+    offsets. Views, not copies. When ``kernel_size == stride`` they are the
+    ``(p, q)`` slices of ``x`` reshaped to ``(N, C, H_out, K, W_out, K)``
+    (rows/columns past the last window dropped: floor mode).
+    """
+    k = kernel_size
+    return [
+        x[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] for p in range(k) for q in range(k)
+    ]
+
+
 def max_pool2d_forward(x, kernel_size, stride):
-    """Vectorized max pooling.
+    """Vectorized max pooling (floor mode).
 
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
-    argmax : ndarray of int, shape (N, C, H_out, W_out)
+    argmax : ndarray of uint8 (intp for windows of more than 255), shape (N, C, H_out, W_out)
         Flat index ``p * KW + q`` of the first maximum inside each window.
+
+    Notes
+    -----
+    ``out`` is the running ``np.maximum`` of the ``K*K`` offset views (no
+    window is copied). The first maximum's index is the number of offsets,
+    in row-major order, before the first one equal to ``out``: a running
+    "no maximum yet" mask, added up.
     """
     k = kernel_size
-    output_size(x.shape[2], k, stride)
-    output_size(x.shape[3], k, stride)
-    win = windows(x, k, stride)  # (N, C, Ho, Wo, KH, KW)
-    flat = win.reshape(win.shape[:4] + (k * k,))
-    argmax = np.argmax(flat, axis=-1)
-    out = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    h_out = output_size(x.shape[2], k, stride)
+    w_out = output_size(x.shape[3], k, stride)
+    views = _offset_views(x, k, stride, h_out, w_out)
+    out = views[0].copy()
+    for v in views[1:]:
+        np.maximum(out, v, out=out)
+    argmax = np.zeros(out.shape, dtype=np.uint8 if k * k <= 256 else np.intp)
+    before_first_max = np.ones(out.shape, dtype=bool)
+    for v in views[:-1]:
+        before_first_max &= v != out
+        argmax += before_first_max
     return out, argmax
 
 
@@ -383,6 +499,7 @@ def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
     ----------
     dout : ndarray, shape (N, C, H_out, W_out)
     argmax : ndarray of int, shape (N, C, H_out, W_out)
+        As returned by :func:`max_pool2d_forward`.
     x_shape : tuple (N, C, H, W)
 
     Returns
@@ -392,12 +509,14 @@ def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
     k = kernel_size
     _, _, h_out, w_out = dout.shape
     dx = np.zeros(x_shape, dtype=dout.dtype)
-    # For each offset (p, q) inside the window, route the windows whose
-    # maximum sits there; += accumulates overlapping windows (stride < k).
-    for p in range(k):
-        for q in range(k):
-            routed = np.where(argmax == p * k + q, dout, 0)
-            dx[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] += routed
+    slabs = _offset_views(dx, k, stride, h_out, w_out)
+    # For each offset (p, q), route the windows whose first maximum sits there.
+    for index, slab in enumerate(slabs):
+        if stride >= k:  # windows do not overlap: each slab element belongs to one window
+            np.multiply(dout, argmax == index, out=slab)
+        else:  # overlapping windows accumulate
+            slab += dout * (argmax == index)
+    dx += 0.0  # dout * False is -0.0 where dout < 0: make every zero +0.0, as in the naive loop
     return dx
 
 

@@ -10,10 +10,19 @@ Every layer follows one protocol:
   (Grad-CAM and guided backprop on the same forward, for instance);
 - ``training``: ``train()`` / ``eval()`` switch Dropout and BatchNorm.
 
+The public ``forward``/``backward`` check their argument (a finite float
+array of the right rank) and call ``_forward``/``_backward``, which do the
+work and check only shapes. :class:`~minicam.model.Sequential` checks its
+input once and calls the unchecked methods, so a model does not scan every
+activation for NaN.
+
 No method writes into its arguments: ``x``, ``dout`` and the cached
-activations are never modified in place. Each layer computes in its input's
-dtype (float64 by default; float32 for speed) and stores gradients in its
-parameters' dtype.
+activations are never modified in place. The cache never shares memory with
+an array the caller holds (``x`` or the returned ``out``): what a layer keeps
+is its own (an unfolded input, a mask, an argmax, a normalised copy), so
+changing ``x`` or ``out`` after ``forward`` does not change the gradients.
+Each layer computes in its input's dtype (float64 by default; float32 for
+speed) and stores gradients in its parameters' dtype.
 """
 
 import numpy as np
@@ -49,6 +58,8 @@ RELU_MODES = ("standard", "guided", "deconvnet")
 class Layer:
     """Base class: parameter bookkeeping, train/eval switch and input checks."""
 
+    input_ndim = None  # rank that forward's x must have (None: any)
+
     def __init__(self):
         self.params = {}
         self.grads = {}
@@ -57,10 +68,20 @@ class Layer:
         self._cache = None
 
     # -- protocol ---------------------------------------------------------
-    def forward(self, x):  # pragma: no cover - abstract
+    def forward(self, x):
+        """Check ``x`` (finite float ndarray of rank :attr:`input_ndim`), then compute :meth:`_forward`."""
+        check_float_array(x, "x", ndim=self.input_ndim)
+        return self._forward(x)
+
+    def backward(self, dout):
+        """Check ``dout`` (finite float ndarray), then compute :meth:`_backward`."""
+        check_float_array(dout, "dout")
+        return self._backward(dout)
+
+    def _forward(self, x):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dout):  # pragma: no cover - abstract
+    def _backward(self, dout):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def config(self):
@@ -93,7 +114,6 @@ class Layer:
         return self._cache
 
     def _check_dout(self, dout, out_shape):
-        check_float_array(dout, "dout")
         if dout.shape != tuple(out_shape):
             raise ValueError(
                 f"dout must have the shape of {type(self).__name__}'s last output {tuple(out_shape)}, "
@@ -185,16 +205,17 @@ class Conv2d(Layer):
             F.output_size(w, self.kernel_size, self.stride, self.padding),
         )
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
+    input_ndim = 4
+
+    def _forward(self, x):
         out_shape = self.output_shape(x.shape)
         W = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False)
         out, cols = F.conv2d_forward(x, W, b, self.stride, self.padding)
-        self._cache = (cols, x.shape, out_shape)
+        self._cache = (cols, x.shape, out_shape)  # cols: the unfolded input, a new array
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         cols, x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         W = self.params["W"].astype(dout.dtype, copy=False)
@@ -219,28 +240,34 @@ class ReLU(Layer):
       backward pass ignores the forward sign and rectifies the signal itself).
     """
 
-    def forward(self, x):
-        check_float_array(x, "x")
-        mask = x > 0
-        self._cache = mask
-        return np.where(mask, x, np.zeros((), dtype=x.dtype))
+    def _forward(self, x):
+        self._cache = x > 0  # the mask [x > 0], one byte per value
+        return np.maximum(x, 0)  # maximum(-0.0, 0) is +0.0: no negative zeros
 
     def backward(self, dout, mode="standard"):
-        mask = self._cached()
+        """Check ``mode`` and ``dout``, then compute :meth:`_backward`."""
         if mode not in RELU_MODES:
             raise ValueError(f"mode must be one of {RELU_MODES}, got {mode!r}")
+        check_float_array(dout, "dout")
+        return self._backward(dout, mode)
+
+    def _backward(self, dout, mode="standard"):
+        mask = self._cached()
         self._check_dout(dout, mask.shape)
-        zero = np.zeros((), dtype=dout.dtype)
         if mode == "standard":
-            keep = mask
-        elif mode == "guided":
-            keep = mask & (dout > 0)
-        else:
-            keep = dout > 0
-        return np.where(keep, dout, zero)
+            dx = dout * mask
+            dx += 0.0  # dout * False is -0.0 where dout < 0; + 0.0 makes it +0.0
+            return dx
+        if mode == "guided":
+            return np.maximum(dout, 0) * mask
+        if mode == "deconvnet":
+            return np.maximum(dout, 0)
+        raise ValueError(f"mode must be one of {RELU_MODES}, got {mode!r}")
 
 
 class _Pool2d(Layer):
+    input_ndim = 4
+
     def __init__(self, kernel_size, stride=None):
         super().__init__()
         self.kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
@@ -279,14 +306,13 @@ class MaxPool2d(_Pool2d):
     (ties are broken deterministically, as ``np.argmax`` does).
     """
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
+    def _forward(self, x):
         out_shape = self.output_shape(x.shape)
         out, argmax = F.max_pool2d_forward(x, self.kernel_size, self.stride)
         self._cache = (argmax, x.shape, out_shape)
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         argmax, x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         return F.max_pool2d_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
@@ -299,13 +325,12 @@ class AvgPool2d(_Pool2d):
     by its ``K*K`` inputs.
     """
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
+    def _forward(self, x):
         out_shape = self.output_shape(x.shape)
         self._cache = (x.shape, out_shape)
         return F.avg_pool2d_forward(x, self.kernel_size, self.stride)
 
-    def backward(self, dout):
+    def _backward(self, dout):
         x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         return F.avg_pool2d_backward(dout, x_shape, self.kernel_size, self.stride)
@@ -324,16 +349,18 @@ class GlobalAvgPool2d(Layer):
     the same gradient, which is why Grad-CAM equals CAM on GAP networks.
     """
 
+    input_ndim = 4
+
     def output_shape(self, input_shape):
         n, c, _, _ = _check_shape4(input_shape, type(self).__name__)
         return (n, c)
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
+    def _forward(self, x):
+        self.output_shape(x.shape)
         self._cache = x.shape
         return x.mean(axis=(2, 3))
 
-    def backward(self, dout):
+    def _backward(self, dout):
         x_shape = self._cached()
         self._check_dout(dout, x_shape[:2])
         z = x_shape[2] * x_shape[3]
@@ -351,16 +378,15 @@ class Flatten(Layer):
             raise ValueError(f"Flatten expects an input with at least 2 dimensions, got shape {tuple(input_shape)}")
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
-    def forward(self, x):
-        check_float_array(x, "x")
+    def _forward(self, x):
         self.output_shape(x.shape)
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1).copy()  # a view would let a later write into x change the output
 
-    def backward(self, dout):
+    def _backward(self, dout):
         x_shape = self._cached()
         self._check_dout(dout, (x_shape[0], int(np.prod(x_shape[1:]))))
-        return dout.reshape(x_shape)
+        return dout.reshape(x_shape).copy()
 
 
 class Linear(Layer):
@@ -403,15 +429,18 @@ class Linear(Layer):
             raise ValueError(f"Linear expects {self.in_features} input features, got {input_shape[1]} (input shape {tuple(input_shape)})")
         return (input_shape[0], self.out_features)
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=2)
+    input_ndim = 2
+
+    def _forward(self, x):
         out_shape = self.output_shape(x.shape)
         W = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False)
-        self._cache = (x, out_shape)
+        # A copy, not a reference: the caller may change x after forward, and
+        # dW = dout.T @ x must still use the x that produced out.
+        self._cache = (x.copy(), out_shape)
         return x @ W.T + b
 
-    def backward(self, dout):
+    def _backward(self, dout):
         x, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         W = self.params["W"].astype(dout.dtype, copy=False)
@@ -440,8 +469,7 @@ class Dropout(Layer):
     def config(self):
         return {"p": self.p}
 
-    def forward(self, x):
-        check_float_array(x, "x")
+    def _forward(self, x):
         if not self.training or self.p == 0.0:
             self._cache = (None, x.shape)
             return x.copy()
@@ -450,7 +478,7 @@ class Dropout(Layer):
         self._cache = (scale, x.shape)
         return x * scale
 
-    def backward(self, dout):
+    def _backward(self, dout):
         scale, x_shape = self._cached()
         self._check_dout(dout, x_shape)
         return dout.copy() if scale is None else dout * scale.astype(dout.dtype, copy=False)
@@ -509,20 +537,22 @@ class BatchNorm2d(Layer):
             raise ValueError(f"BatchNorm2d expects {self.num_features} channels, got {c} (input shape {tuple(input_shape)})")
         return tuple(input_shape)
 
-    def forward(self, x):
-        check_float_array(x, "x", ndim=4)
+    input_ndim = 4
+
+    def _forward(self, x):
         self.output_shape(x.shape)
         dt = x.dtype
-        gamma = self.params["gamma"].astype(dt, copy=False)[None, :, None, None]
-        beta = self.params["beta"].astype(dt, copy=False)[None, :, None, None]
+        gamma = self.params["gamma"].astype(dt, copy=False)
+        beta = self.params["beta"].astype(dt, copy=False)
         if self.training:
             m = x.shape[0] * x.shape[2] * x.shape[3]
             if m < 2:
                 raise ValueError(
                     f"BatchNorm2d in training mode needs more than one value per channel, got input shape {x.shape}"
                 )
-            mean = x.mean(axis=(0, 2, 3))
-            var = x.var(axis=(0, 2, 3))
+            mean = np.einsum("nchw->c", x) / m
+            x_hat = x - mean[:, None, None]  # centred now, normalised below (our own array)
+            var = np.einsum("nchw,nchw->c", x_hat, x_hat) / m  # biased: what normalisation uses
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             mom = self.momentum
             self.buffers["running_mean"] = ((1 - mom) * rm + mom * mean).astype(rm.dtype)
@@ -530,25 +560,32 @@ class BatchNorm2d(Layer):
         else:
             mean = self.buffers["running_mean"].astype(dt, copy=False)
             var = self.buffers["running_var"].astype(dt, copy=False)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat = (x - mean[None, :, None, None]) * inv_std[None, :, None, None]
+            x_hat = x - mean[:, None, None]
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(dt, copy=False)
+        x_hat *= inv_std[:, None, None]
         self._cache = (x_hat, inv_std, self.training, x.shape)
-        return gamma * x_hat + beta
+        out = x_hat * gamma[:, None, None]
+        out += beta[:, None, None]
+        return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         x_hat, inv_std, training, x_shape = self._cached()
         self._check_dout(dout, x_shape)
-        gamma = self.params["gamma"].astype(dout.dtype, copy=False)[None, :, None, None]
-        axes = (0, 2, 3)
-        self._store_grads(gamma=(dout * x_hat).sum(axis=axes), beta=dout.sum(axis=axes))
-        dx_hat = dout * gamma
-        inv = inv_std[None, :, None, None]
+        gamma = self.params["gamma"].astype(dout.dtype, copy=False)
+        dbeta = np.einsum("nchw->c", dout)
+        dgamma = np.einsum("nchw,nchw->c", dout, x_hat)
+        self._store_grads(gamma=dgamma, beta=dbeta)
+        scale = (gamma * inv_std)[:, None, None]  # d out / d x with the statistics held fixed
         if not training:
-            return dx_hat * inv
+            return dout * scale
+        # dx = gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat)), the Notes'
+        # formula with sum(dx_hat) = gamma * dbeta and sum(dx_hat * x_hat) = gamma * dgamma.
         m = x_shape[0] * x_shape[2] * x_shape[3]
-        sum_dx_hat = dx_hat.sum(axis=axes, keepdims=True)
-        sum_dx_hat_x_hat = (dx_hat * x_hat).sum(axis=axes, keepdims=True)
-        return (inv / m) * (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)
+        dx = x_hat * (dgamma / m)[:, None, None]
+        dx += (dbeta / m)[:, None, None]
+        np.subtract(dout, dx, out=dx)
+        dx *= scale
+        return dx
 
 
 def _check_shape4(shape, who):

@@ -238,3 +238,79 @@ def test_relu_refuses_unknown_mode():
 def test_batchnorm_train_needs_more_than_one_value():
     with pytest.raises(ValueError, match="more than one value per channel"):
         mc.BatchNorm2d(2).forward(np.ones((1, 2, 1, 1)))
+
+
+# -- caches, checks and zeros of the fast paths --------------------------------
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_changing_x_or_out_after_forward_does_not_change_gradients(label, layer, x, rng):
+    # Every cache is the layer's own array (unfolded input, mask, argmax, x_hat, a
+    # copy of x for Linear): what the caller does with x or out afterwards is irrelevant.
+    import copy
+
+    reference = copy.deepcopy(layer)
+    dout = rng.standard_normal(reference.forward(x.copy()).shape)
+    want_dx = reference.backward(dout)
+    x_mine = x.copy()
+    out = layer.forward(x_mine)
+    x_mine[...] = rng.standard_normal(x.shape)
+    out[...] = 0.0
+    np.testing.assert_array_equal(layer.backward(dout), want_dx)
+    for key in layer.params:
+        np.testing.assert_array_equal(layer.grads[key], reference.grads[key])
+
+
+def test_relu_has_no_negative_zeros_on_large_inputs(rng):
+    # Large enough for NumPy's SIMD loops, in both dtypes, forward and every backward rule.
+    for dtype in (np.float64, np.float32):
+        x = rng.standard_normal(10_000).astype(dtype)
+        x[::7] = -0.0
+        dout = rng.standard_normal(x.shape).astype(dtype)
+        dout[::5] = -0.0
+        relu = mc.ReLU()
+        assert not np.any(np.signbit(relu.forward(x)))
+        for mode in mc.layers.RELU_MODES:
+            dx = relu.backward(dout, mode=mode)
+            assert dx.dtype == dtype
+            assert not np.any(np.signbit(dx[dx == 0])), mode
+
+
+def test_model_checks_its_input_once_and_layers_still_check_direct_calls(monkeypatch, rng):
+    import minicam.layers as layers_module
+
+    model = mc.Sequential([mc.Conv2d(2, 3, 3, padding=1, rng=0), mc.ReLU(), mc.MaxPool2d(2),
+                           mc.GlobalAvgPool2d(), mc.Linear(3, 2, rng=1)])
+    x = rng.standard_normal((2, 2, 6, 5))
+    calls = []
+    real = layers_module.check_float_array
+    monkeypatch.setattr(layers_module, "check_float_array", lambda a, name, **kw: calls.append(name) or real(a, name, **kw))
+    scores = model.forward(x)
+    model.backward(np.ones_like(scores))
+    assert calls == []  # the model checked x and dscores itself, once each
+    with pytest.raises(ValueError, match="x contains NaN"):
+        model.forward(np.full(x.shape, np.nan))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        mc.ReLU().forward(np.full(3, np.nan))
+    with pytest.raises(ValueError, match="dout contains NaN"):
+        model["conv1"].backward(np.full(model.outputs["conv1"].shape, np.nan))
+    # Shapes are still checked inside the model, and named.
+    with pytest.raises(ValueError, match="layer 'conv1'.*expects 2 input channels"):
+        model.forward(rng.standard_normal((2, 3, 6, 5)))
+
+
+def test_model_calls_a_layer_that_overrides_the_public_methods(rng):
+    # A student's layer written against the documented protocol (forward/backward) is used as is.
+    class Doubling(mc.ReLU):
+        def forward(self, x):
+            return 2.0 * x
+
+        def backward(self, dout, mode="standard"):
+            return 2.0 * dout
+
+    model = mc.Sequential([mc.Linear(3, 3, rng=0), Doubling(), mc.Linear(3, 2, rng=1)])
+    x = rng.standard_normal((4, 3))
+    h = model["fc1"].forward(x)
+    np.testing.assert_allclose(model.forward(x), 2.0 * h @ model["fc2"].params["W"].T)
+    dx = model.backward(np.ones((4, 2)))
+    np.testing.assert_allclose(dx, 2.0 * np.ones((4, 2)) @ model["fc2"].params["W"] @ model["fc1"].params["W"])

@@ -1,0 +1,160 @@
+"""The fast kernels (unfold/fold convolution, offset-view pooling) against the naive loops.
+
+Float64 agrees to rounding error (1e-12); float32 to float32 rounding, and keeps
+float32. Grids include non-square and odd sizes, stride 2 and 3, padding, and
+max-pool inputs full of ties (small integers), where the gradient must go to
+the first maximum of each window in row-major order, exactly as the loop does.
+"""
+
+import numpy as np
+import pytest
+
+from minicam import functional as F
+
+CONV_GRID = [
+    # (N, C, H, W, F, K, stride, padding)
+    (2, 3, 7, 5, 4, 3, 1, 1),
+    (2, 2, 8, 7, 3, 3, 2, 1),
+    (1, 3, 5, 6, 2, 2, 2, 0),
+    (2, 1, 6, 9, 2, 5, 1, 2),
+    (1, 2, 9, 4, 3, 3, 2, 0),
+    (2, 2, 7, 10, 3, 3, 3, 0),
+    (3, 4, 11, 6, 5, 1, 1, 0),  # 1x1 kernel
+    (1, 2, 6, 5, 2, 3, 2, 2),  # padding larger than needed: edge windows see only zeros
+]
+POOL_GRID = [
+    # (H, W, K, stride): non-overlapping (divisible and cropped), overlapping, odd sizes
+    (6, 4, 2, 2),
+    (7, 5, 2, 2),
+    (9, 7, 3, 3),
+    (7, 7, 3, 2),
+    (5, 4, 2, 1),
+    (8, 6, 2, 3),  # stride > kernel: some rows never pooled
+    (5, 7, 5, 1),
+]
+DTYPES = [np.float64, np.float32]
+
+
+def _tol(dtype):
+    return {"rtol": 1e-12, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-5, "atol": 2e-5}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_conv_fast_matches_naive(n, c, h, w, f, k, s, p, dtype, rng):
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    W = rng.standard_normal((f, c, k, k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    out, cols = F.conv2d_forward(x, W, b, s, p)
+    assert out.dtype == cols.dtype == dtype
+    np.testing.assert_allclose(out, F.conv2d_forward_naive(x, W, b, s, p), **_tol(dtype))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    fast = F.conv2d_backward(dout, cols, x.shape, W, s, p)
+    slow = F.conv2d_backward_naive(dout, x, W, s, p)
+    for name, a, b_ in zip(("dx", "dW", "db"), fast, slow):
+        assert a.dtype == dtype, name
+        assert a.shape == b_.shape, name
+        np.testing.assert_allclose(a, b_, **_tol(dtype), err_msg=name)
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_conv_fast_writes_into_nothing_and_keeps_no_view_of_x(n, c, h, w, f, k, s, p, rng):
+    x = rng.standard_normal((n, c, h, w))
+    W = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    before = [a.copy() for a in (x, W, b)]
+    out, cols = F.conv2d_forward(x, W, b, s, p)
+    assert not np.shares_memory(cols, x) and not np.shares_memory(out, x)
+    dout = rng.standard_normal(out.shape)
+    dout_before = dout.copy()
+    F.conv2d_backward(dout, cols, x.shape, W, s, p)
+    for a, a0 in zip((x, W, b, dout), before + [dout_before]):
+        np.testing.assert_array_equal(a, a0)
+
+
+def test_unfold_layout():
+    # Sample n, row (c, p, q), column (i, j) holds x_pad[n, c, i*s + p, j*s + q].
+    x = np.arange(2 * 3 * 5 * 4, dtype=np.float64).reshape(2, 3, 5, 4)
+    cols = F.unfold(x, 3, stride=2, padding=1)
+    xp = F.pad2d(x, 1)
+    assert cols.shape == (2, 3 * 9, 3 * 2)
+    for n, c, p, q, i, j in [(0, 0, 0, 0, 0, 0), (1, 2, 1, 2, 2, 1), (0, 1, 2, 1, 1, 0), (1, 0, 0, 2, 2, 1)]:
+        assert cols[n, (c * 3 + p) * 3 + q, i * 2 + j] == xp[n, c, i * 2 + p, j * 2 + q]
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_fold_is_the_adjoint_of_unfold(n, c, h, w, f, k, s, p, rng):
+    # <unfold(x), C> == <x, fold(C)>: fold is exactly the transpose of unfold.
+    x = rng.standard_normal((n, c, h, w))
+    cols = F.unfold(x, k, s, p)
+    C = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * C)
+    rhs = np.sum(x * F.fold(C, x.shape, k, s, p))
+    assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
+
+
+def test_unfold_agrees_with_im2col(rng):
+    # The same numbers as the row-per-window im2col, in the per-sample layout.
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = F.unfold(x, 3, stride=2, padding=1)  # (N, CKK, P)
+    rows = F.im2col(x, 3, stride=2, padding=1)  # (N*P, CKK)
+    np.testing.assert_array_equal(cols.transpose(0, 2, 1).reshape(rows.shape), rows)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("h,w,k,s", POOL_GRID)
+def test_max_pool_fast_matches_naive(h, w, k, s, ties, dtype, rng):
+    if ties:  # values in {0, 1, 2}: most windows have several maxima
+        x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)
+    else:
+        x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    out, argmax = F.max_pool2d_forward(x, k, s)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, F.max_pool2d_forward_naive(x, k, s))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = F.max_pool2d_backward(dout, argmax, x.shape, k, s)
+    assert dx.dtype == dtype
+    # The same routing, so the same numbers (bit for bit when windows do not overlap).
+    np.testing.assert_allclose(dx, F.max_pool2d_backward_naive(dout, x, k, s), rtol=0, atol=1e-6 if dtype == np.float32 else 1e-15)
+    if s >= k:
+        np.testing.assert_array_equal(dx, F.max_pool2d_backward_naive(dout, x, k, s))
+
+
+def test_max_pool_argmax_is_first_maximum_in_row_major_order():
+    # Windows of a 3x3 kernel with every tie pattern we care about.
+    x = np.array(
+        [
+            [5.0, 5.0, 5.0, 0.0, 0.0, 0.0],
+            [5.0, 5.0, 5.0, 0.0, 0.0, 7.0],
+            [5.0, 5.0, 5.0, 7.0, 0.0, 7.0],
+        ]
+    )[None, None]
+    out, argmax = F.max_pool2d_forward(x, 3, 3)
+    np.testing.assert_array_equal(out[0, 0], [[5.0, 7.0]])
+    np.testing.assert_array_equal(argmax[0, 0], [[0, 5]])  # all tied -> (0, 0); (1, 2) comes before (2, 0)
+    dx = F.max_pool2d_backward(np.array([[[[1.0, 2.0]]]]), argmax, x.shape, 3, 3)
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0] = 1.0
+    expected[0, 0, 1, 5] = 2.0
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_max_pool_backward_has_no_negative_zeros(rng):
+    x = rng.standard_normal((2, 3, 8, 8))
+    out, argmax = F.max_pool2d_forward(x, 2, 2)
+    dx = F.max_pool2d_backward(-np.ones(out.shape), argmax, x.shape, 2, 2)
+    assert not np.any(np.signbit(dx[dx == 0]))
+
+
+def test_max_pool_writes_into_nothing(rng):
+    x = rng.standard_normal((2, 2, 6, 6))
+    x0 = x.copy()
+    out, argmax = F.max_pool2d_forward(x, 2, 2)
+    assert not np.shares_memory(out, x)
+    dout = rng.standard_normal(out.shape)
+    d0, a0 = dout.copy(), argmax.copy()
+    F.max_pool2d_backward(dout, argmax, x.shape, 2, 2)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dout, d0)
+    np.testing.assert_array_equal(argmax, a0)
