@@ -55,6 +55,20 @@ __all__ = [
 RELU_MODES = ("standard", "guided", "deconvnet")
 
 
+def _validates_then_computes(method):
+    # Marks minicam's public forward/backward, which only check their input and
+    # then call _forward/_backward. Sequential checks its input once and calls
+    # the private method of a layer whose public one carries this mark; a method
+    # without it (a subclass's, a student's, a monkeypatched one) is called as is.
+    method.validates_then_computes = True
+    return method
+
+
+def calls_unchecked(layer, method):
+    """True when ``layer``'s public ``method`` ("forward"/"backward") is minicam's check-then-compute wrapper."""
+    return getattr(getattr(type(layer), method), "validates_then_computes", False)
+
+
 class Layer:
     """Base class: parameter bookkeeping, train/eval switch and input checks."""
 
@@ -68,11 +82,13 @@ class Layer:
         self._cache = None
 
     # -- protocol ---------------------------------------------------------
+    @_validates_then_computes
     def forward(self, x):
         """Check ``x`` (finite float ndarray of rank :attr:`input_ndim`), then compute :meth:`_forward`."""
         check_float_array(x, "x", ndim=self.input_ndim)
         return self._forward(x)
 
+    @_validates_then_computes
     def backward(self, dout):
         """Check ``dout`` (finite float ndarray), then compute :meth:`_backward`."""
         check_float_array(dout, "dout")
@@ -244,6 +260,7 @@ class ReLU(Layer):
         self._cache = x > 0  # the mask [x > 0], one byte per value
         return np.maximum(x, 0)  # maximum(-0.0, 0) is +0.0: no negative zeros
 
+    @_validates_then_computes
     def backward(self, dout, mode="standard"):
         """Check ``mode`` and ``dout``, then compute :meth:`_backward`."""
         if mode not in RELU_MODES:

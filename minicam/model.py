@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from ._validate import StateError, check_float_array
-from .layers import RELU_MODES, Layer, ReLU
+from .layers import RELU_MODES, Layer, ReLU, calls_unchecked
 
 __all__ = ["Sequential"]
 
@@ -167,7 +167,7 @@ class Sequential:
             try:
                 # x was checked once above: minicam's layers are called through their
                 # unchecked _forward (shape checks only, no NaN scan of every activation).
-                out = layer._forward(out) if type(layer).forward is Layer.forward else layer.forward(out)
+                out = layer._forward(out) if calls_unchecked(layer, "forward") else layer.forward(out)
             except (ValueError, TypeError) as err:
                 raise type(err)(f"layer {name!r} ({type(layer).__name__}): {err}") from err
             outputs[name] = out
@@ -210,11 +210,8 @@ class Sequential:
             name, layer = self._layers[i]
             # dscores was checked once above; minicam's layers skip the check (a layer
             # that overrides the public backward, e.g. a student's, is called through it).
-            if isinstance(layer, ReLU):
-                unchecked = type(layer).backward is ReLU.backward
-                grad = (layer._backward if unchecked else layer.backward)(grad, mode=relu_mode)
-            else:
-                grad = layer._backward(grad) if type(layer).backward is Layer.backward else layer.backward(grad)
+            step = layer._backward if calls_unchecked(layer, "backward") else layer.backward
+            grad = step(grad, mode=relu_mode) if isinstance(layer, ReLU) else step(grad)
         return grad.copy() if grad is dscores else grad
 
     # -- transient state ------------------------------------------------------
