@@ -61,6 +61,7 @@ def build_parser():
     _add_train(sub)
     _add_evaluate_model(sub)
     _add_evaluate(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -333,7 +334,26 @@ def _add_evaluate(sub):
     p.set_defaults(func=_cmd_evaluate)
 
 
+def _cmd_bench(argv):
+    from .bench import main as bench_main
+
+    return bench_main(argv)
+
+
+def _add_bench(sub):
+    p = sub.add_parser(
+        "bench",
+        add_help=False,  # `bench --help` is answered by minicam.bench's own parser
+        help="time minicam's kernels, a training step and explanations side by side with PyTorch/captum",
+        description="Run minicam.bench (see `python -m minicam bench --help`).",
+    )
+    p.set_defaults(func=lambda args: _cmd_bench([]))
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # bench parses its own options (minicam.bench), --help included
+        return _cmd_bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     return args.func(args)

@@ -56,3 +56,10 @@ def test_quick_bench_command_runs_a_worker_per_thread_setting_and_measures_memor
 def test_bench_refuses_bad_options(argv, capsys):
     assert bench.main(argv + ["--no-memory"]) == 2
     assert capsys.readouterr().err
+
+
+def test_the_command_line_reaches_the_bench(capsys):
+    from minicam.__main__ import main
+
+    assert main(["bench", "--repeat", "0"]) == 2
+    assert "--repeat must be >= 1, got 0" in capsys.readouterr().err
