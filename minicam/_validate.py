@@ -6,6 +6,11 @@ expected and what was received -- never deep inside NumPy.
 """
 
 import numbers
+import os
+import struct
+import tokenize
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -146,3 +151,22 @@ def check_pair(value, name, minimum=1):
             raise ValueError(f"{name} must be >= {minimum} along both axes, got {tuple(value)!r}")
         out.append(int(v))
     return tuple(out)
+
+
+# What parsing hostile bytes can raise: zipfile (BadZipFile, NotImplementedError
+# for an unknown compression, RuntimeError for an encrypted member), zlib,
+# numpy's .npy header parser (ValueError, SyntaxError, tokenize.TokenError),
+# struct, json (ValueError, RecursionError is a RuntimeError) and Pillow
+# (OSError, SyntaxError, ...). Readers turn each into one ValueError naming the file.
+PARSE_ERRORS = (
+    ValueError, TypeError, KeyError, IndexError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
+    OverflowError, NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, UnicodeError,
+)
+
+
+def source_name(path):
+    """How an error message names a file: its path, an open file's ``.name``, or its type."""
+    if isinstance(path, (str, os.PathLike)):
+        return repr(os.fspath(path))
+    name = getattr(path, "name", None)  # an open file names its path
+    return repr(name) if isinstance(name, str) else f"<{type(path).__name__}>"

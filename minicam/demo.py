@@ -378,16 +378,15 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
         raise ValueError(f"method 'eigen-cam' is class-agnostic (a principal component of the map) and takes no class, "
                          f"got class_idx={class_idx!r}")
 
-    x = io.load_image(path, mode="RGB" if C == 3 else "L", verbose=False)  # (1, C, h0, w0)
-    resized = x.shape[2:] != (H, W)
-    if resized:
-        if verbose:
-            print(
-                f"resizing {path.name} from {x.shape[2]}x{x.shape[3]} to {model_name}'s input {H}x{W} "
-                "(height x width, bilinear, aspect ratio not kept)",
-                file=stream, flush=True,
-            )
-        x = io.load_image(path, size=(H, W), mode="RGB" if C == 3 else "L", verbose=False)
+    h0, w0 = io.image_size(path)  # from the header: a large photo is never decoded at full size
+    resized = (h0, w0) != (H, W)
+    if resized and verbose:
+        print(
+            f"resizing {path.name} from {h0}x{w0} to {model_name}'s input {H}x{W} "
+            "(height x width, bilinear, aspect ratio not kept)",
+            file=stream, flush=True,
+        )
+    x = io.load_image(path, size=(H, W), mode="RGB" if C == 3 else "L", verbose=False)  # (1, C, H, W)
     scores = model.forward(x)[0]
     probs = softmax(scores[None])[0]
     predicted = int(np.argmax(scores))

@@ -1,4 +1,7 @@
-"""Saving and loading models (one ``.npz``, never pickle) and loading images.
+"""Saving and loading models: one ``.npz``, never pickle, every byte checked.
+
+Images are read by :mod:`minicam.images` (:func:`load_image` and
+:func:`image_size` are re-exported here).
 
 File format (version 1)
 -----------------------
@@ -51,15 +54,13 @@ import inspect
 import io as _stdio
 import json
 import os
-import struct
-import tokenize
 import warnings
 import zipfile
-import zlib
 
 import numpy as np
 
-from ._validate import as_generator, check_float, check_float_dtype, check_int
+from ._validate import PARSE_ERRORS, as_generator, check_float, check_float_dtype, check_int, source_name
+from .images import MAX_IMAGE_PIXELS, image_size, load_image
 from .layers import LAYER_TYPES
 
 __all__ = [
@@ -194,14 +195,6 @@ def save(model, path, metadata=None):
 # Loading
 # ----------------------------------------------------------------------------
 
-# What parsing hostile bytes can raise: zipfile (BadZipFile, NotImplementedError
-# for an unknown compression, RuntimeError for encryption, struct.error,
-# OverflowError), zlib, numpy's header parser (ValueError, SyntaxError,
-# tokenize.TokenError), json (ValueError, RecursionError). All become ValueError.
-_PARSE_ERRORS = (
-    ValueError, TypeError, KeyError, IndexError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
-    OverflowError, NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, UnicodeError,
-)
 _MAX_NPY_HEADER = 10_000  # bytes; numpy's own limit for an .npy header
 # Integer hyper-parameters and their (minimum, maximum).
 _INT_LIMITS = {
@@ -231,13 +224,6 @@ def _layer_arrays(kind, config):
     return None
 
 
-def _where(path):
-    if isinstance(path, (str, os.PathLike)):
-        return repr(os.fspath(path))
-    name = getattr(path, "name", None)  # an open file names its path
-    return repr(name) if isinstance(name, str) else f"<{type(path).__name__}>"
-
-
 def _npy_header(zf, member, where):
     """``(shape, fortran_order, dtype, data_offset)`` of an ``.npy`` member, from its header only.
 
@@ -263,7 +249,7 @@ def _npy_header(zf, member, where):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy's note on headers written by Python 2
             shape, fortran, dtype = read(_stdio.BytesIO(raw + text))
-    except _PARSE_ERRORS as err:
+    except PARSE_ERRORS as err:
         raise ValueError(f"{where}: member {member!r} is not a readable .npy array ({err})") from err
     shape = tuple(shape)
     if any(n < 0 for n in shape):
@@ -289,7 +275,7 @@ def _npy_data(zf, member, header, where):
             if len(data) != nbytes:
                 raise ValueError(f"{len(data)} of {nbytes} bytes")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    except _PARSE_ERRORS as err:
+    except PARSE_ERRORS as err:
         # A bad CRC or a short stream: the file was damaged after it was written.
         raise ValueError(f"{where}: array {member[:-4]!r} cannot be read, the file is damaged ({err})") from err
 
@@ -415,10 +401,10 @@ def _open(path):
     """``(where, source)``: a path string or a seekable binary file object."""
     if isinstance(path, (str, os.PathLike)):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"no model file at {_where(path)}")
-        return _where(path), os.fspath(path)
+            raise FileNotFoundError(f"no model file at {source_name(path)}")
+        return source_name(path), os.fspath(path)
     if hasattr(path, "read") and hasattr(path, "seek"):
-        return _where(path), path
+        return source_name(path), path
     raise TypeError(f"path must be a str, os.PathLike or a binary file object, got {type(path).__name__}")
 
 
@@ -438,7 +424,7 @@ def _load(path, dtype, rng):
         if not isinstance(source, str):
             source.seek(0)
         zf = zipfile.ZipFile(source)
-    except _PARSE_ERRORS as err:
+    except PARSE_ERRORS as err:
         raise ValueError(not_zip if str(err) == not_zip else f"{not_zip} ({err})") from err
     with zf:
         members = zf.namelist()
@@ -573,245 +559,3 @@ def load(path, dtype=np.float64, rng=None):
 def load_metadata(path):
     """The ``metadata`` dict saved with a model (the whole file is checked as in :func:`load`)."""
     return _load(path, np.float64, 0)[1]
-
-
-# ----------------------------------------------------------------------------
-# Images
-# ----------------------------------------------------------------------------
-
-MAX_IMAGE_PIXELS = 2**26
-"""Largest image, in pixels (width x height), that :func:`load_image` decodes
-by default: 67 M, an 8192 x 8192 image; a 24 or 48 megapixel photo passes."""
-
-_ORIENTATION = 0x0112  # the EXIF tag
-_TRANSPOSED = (5, 6, 7, 8)  # orientations that swap width and height
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-class _Refused(ValueError):
-    """An image Pillow reads but minicam refuses (too large, values outside their range)."""
-
-
-def _pillow():
-    try:
-        from PIL import Image, ImageOps
-    except ImportError as err:
-        raise ImportError("load_image needs Pillow, which minicam's core does not require: pip install pillow") from err
-    return Image, ImageOps
-
-
-def _open_image(Image, path, max_pixels, where):
-    """Open ``path`` (reading its header only) and refuse it before decoding if it has too many pixels."""
-    img = Image.open(path)
-    if img.width * img.height > max_pixels:
-        img.close()
-        raise _Refused(
-            f"image {where} has {img.width} x {img.height} = {img.width * img.height} pixels, more than "
-            f"max_pixels = {max_pixels}; refused before decoding (a decompression bomb, or pass a larger max_pixels)"
-        )
-    return img
-
-
-def _integer_white(img, where):
-    """The value of white of an integer image (modes I;16* and I), after checking its values fit."""
-    if img.mode in _SIXTEEN_BIT:
-        return 65535.0
-    tags = getattr(img, "tag_v2", {})  # a TIFF states its depth and signedness (one value per band)
-    bits, sample_format = (v[0] if isinstance(v, tuple) else v for v in (tags.get(258, 16), tags.get(339, 1)))
-    white = 2.0 ** (int(bits) - (sample_format == 2)) - 1
-    low, high = img.getextrema()
-    if low < 0 or high > white:
-        raise _Refused(
-            f"image {where} (mode I, {bits}-bit) has values in [{low}, {high}], outside [0, {white:.0f}]: "
-            "its white is unknown; scale it to [0, 1] and save it as a float (mode F) image"
-        )
-    return white
-
-
-def _working(img, mode, where):
-    """``(image, white, alpha)``: ``img`` converted to the mode it is resized in.
-
-    That mode is the image's own for 16-bit, 32-bit and float images (grey,
-    resized in their own precision; ``white`` is the value that maps to 1),
-    ``"LA"``/``"RGBA"`` for images with transparency, else ``mode`` itself
-    (Pillow's conversions: palettes expanded, CMYK and YCbCr to RGB, RGB to L
-    by ITU-R 601-2 luma).
-    """
-    if img.mode in _SIXTEEN_BIT or img.mode == "I":
-        return img, _integer_white(img, where), False
-    if img.mode == "F":
-        values = np.asarray(img)
-        if values.size and not (np.all(np.isfinite(values)) and values.min() >= 0 and values.max() <= 1):
-            raise _Refused(
-                f"image {where} (mode F, float) has values in [{np.nanmin(values)}, {np.nanmax(values)}]"
-                f"{' and NaN' if np.isnan(values).any() else ''}; float images are read as already in [0, 1]"
-            )
-        return img, 1.0, False
-    if img.has_transparency_data:
-        if img.mode in ("La", "RGBa"):  # premultiplied alpha
-            img = img.convert(img.mode.upper())
-        if img.mode != "LA" or mode == "RGB":
-            img = img.convert("RGBA")
-        return (img.convert("LA") if mode == "L" and img.mode != "LA" else img), 255.0, True
-    try:
-        return img.convert(mode), 255.0, False
-    except ValueError:  # e.g. LAB converts to RGB only
-        return img.convert("RGB").convert(mode), 255.0, False
-
-
-def _decode(Image, ImageOps, img, size, mode, background, where, say):
-    """The ``(1, C, H, W)`` float64 array of an opened image (see :func:`load_image`)."""
-    if getattr(img, "is_animated", False):
-        say(f"load_image: {where} is animated; reading its first frame")
-    orientation = img.getexif().get(_ORIENTATION, 1)
-    height, width = (img.width, img.height) if orientation in _TRANSPOSED else (img.height, img.width)
-    if size is not None and img.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) while staying
-        # at least as large as the output: a 24 MP photo never exists in memory.
-        want = (size[0], size[1]) if orientation in _TRANSPOSED else (size[1], size[0])
-        img.draft(None, want)
-    img.load()
-    if orientation != 1:
-        img = ImageOps.exif_transpose(img)
-        say(f"load_image: {where} turned upright (EXIF orientation {orientation})")
-    img, white, alpha = _working(img, mode, where)
-    if size is not None and (height, width) != size:
-        say(f"load_image: resized {where} from {height}x{width} to {size[0]}x{size[1]} (height x width, bilinear)")
-    if size is not None and (img.height, img.width) != size:
-        # Pillow's resize premultiplies alpha, so transparent pixels' hidden colours do not bleed.
-        img = img.resize((size[1], size[0]), resample=Image.BILINEAR)
-    pixels = np.asarray(img)
-    pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels  # (H, W, bands)
-    color = np.moveaxis(pixels[:, :, :-1] if alpha else pixels, -1, 0)  # (1 or 3, H, W)
-    out = np.empty((1, 3 if mode == "RGB" else 1) + color.shape[1:])
-    np.divide(color, white, out=out[0])  # a grey image fills all three channels
-    if alpha:
-        a = pixels[:, :, -1] / 255.0  # (H, W)
-        out[0] *= a
-        out[0] += background * (1.0 - a)
-    return out
-
-
-def _image_arguments(size, mode, max_pixels, background):
-    if mode not in ("RGB", "L"):
-        raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
-    if size is not None:
-        if isinstance(size, (tuple, list)):
-            if len(size) != 2:
-                raise ValueError(f"size must be an int or a (height, width) pair, got {size!r}")
-            size = (check_int(size[0], "size[0]", minimum=1), check_int(size[1], "size[1]", minimum=1))
-        else:
-            s = check_int(size, "size", minimum=1)
-            size = (s, s)
-    check_int(max_pixels, "max_pixels", minimum=1)
-    background = check_float(background, "background", low=0.0, high=1.0)
-    return size, background
-
-
-def load_image(path, size=None, mode="RGB", verbose=True, max_pixels=MAX_IMAGE_PIXELS, background=1.0):
-    """Read an image file into a ``(1, C, H, W)`` float64 array in [0, 1].
-
-    Needs Pillow (``pip install pillow``), imported here so that the core
-    of minicam depends on NumPy only.
-
-    Parameters
-    ----------
-    path : str, os.PathLike or binary file object
-    size : None, int or (int, int)
-        Resize to ``size x size`` or to ``(height, width)`` with Pillow's
-        bilinear filter (which widens its support to antialias when
-        shrinking). The aspect ratio is not kept; nothing is cropped.
-        ``None`` keeps the file's size. The image is resized by Pillow in its
-        own 8-bit (or float32) pixels, before the float64 array is made, and a
-        JPEG is decoded at 1/2, 1/4 or 1/8 scale when that stays at least
-        ``size``: memory follows the output, not the photo.
-    mode : {"RGB", "L"}
-        Three colour channels or one grey channel (e.g. ``"L"`` for
-        ``digits-gap``); a grey file read as ``"RGB"`` has three equal channels.
-    verbose : bool, default True
-        Print a line when the image is resized, turned upright or animated.
-    max_pixels : int, default :data:`MAX_IMAGE_PIXELS`
-        Larger images (width x height) are refused from their header, before
-        decoding. Pillow's own limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``)
-        still applies above it.
-    background : float in [0, 1], default 1.0 (white)
-        Grey level that transparent pixels are composited on.
-
-    Returns
-    -------
-    ndarray, float64, shape (1, 3, H, W) for "RGB" or (1, 1, H, W) for "L"
-        ``H, W`` are ``size``, or the file's size after its EXIF orientation.
-
-    Raises
-    ------
-    ValueError
-        Not an image Pillow can read, more than ``max_pixels`` pixels, or
-        values outside the range of its mode (below); bad arguments.
-
-    Notes
-    -----
-    Each Pillow mode maps to [0, 1] by its own range:
-
-    - 8-bit modes (1, L, P, RGB, CMYK, YCbCr, LAB, HSV, ...) are converted by
-      Pillow to ``mode`` and divided by 255.
-    - I;16, I;16L, I;16B, I;16N (16-bit PNG, TIFF): divided by 65535.
-    - I (32-bit integers): divided by the white of the depth the file declares
-      (a TIFF's BitsPerSample: 2**bits - 1, 2**(bits - 1) - 1 if signed), else
-      by 65535 (Pillow reads 16-bit PGM/PPM as I, scaled to 65535). A value
-      outside [0, white] refuses the image.
-    - F (32-bit float, e.g. a float TIFF): taken as already in [0, 1]; a
-      value outside [0, 1], or NaN, refuses the image.
-    - Transparency (LA, RGBA, PA, premultiplied La/RGBa, palette or colour-key
-      transparency) is composited over ``background``:
-      ``value * alpha + background * (1 - alpha)``, after resizing.
-
-    The EXIF orientation is applied (``PIL.ImageOps.exif_transpose``), so a
-    phone photo comes out upright. An animated image (GIF, APNG, WebP,
-    multi-page TIFF) gives its first frame.
-    """
-    Image, ImageOps = _pillow()
-    size, background = _image_arguments(size, mode, max_pixels, background)
-    where = _where(path)
-    say = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
-    try:
-        with warnings.catch_warnings():
-            # The pixel count is checked against max_pixels instead, with one ValueError.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_image(Image, path, max_pixels, where) as img:
-                return _decode(Image, ImageOps, img, size, mode, background, where, say)
-    except _Refused:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"image {where} is too large for Pillow, refused before decoding: {err}") from err
-    except _PARSE_ERRORS as err:
-        # Pillow's UnidentifiedImageError is an OSError.
-        raise ValueError(f"path {where} is not a readable image: {err}") from err
-
-
-def image_size(path, max_pixels=MAX_IMAGE_PIXELS):
-    """``(height, width)`` that :func:`load_image` gives with ``size=None``, read from the header.
-
-    The EXIF orientation is applied (a portrait phone photo stored sideways
-    reports its upright size). Decodes nothing for JPEG and TIFF; a PNG whose
-    EXIF data follows its pixels is decoded to find it.
-
-    Raises
-    ------
-    ValueError
-        Not a readable image, or more than ``max_pixels`` pixels.
-    """
-    Image, _ = _pillow()
-    check_int(max_pixels, "max_pixels", minimum=1)
-    where = _where(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_image(Image, path, max_pixels, where) as img:
-                transposed = img.getexif().get(_ORIENTATION, 1) in _TRANSPOSED
-                return (img.width, img.height) if transposed else (img.height, img.width)
-    except _Refused:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"image {where} is too large for Pillow, refused before decoding: {err}") from err
-    except _PARSE_ERRORS as err:
-        raise ValueError(f"path {where} is not a readable image: {err}") from err

@@ -26,6 +26,7 @@ FLOORS = {
     "minicam.train": 4,
     "minicam.gradcheck": 4,
     "minicam.io": 4,
+    "minicam.images": 4,
     "minicam.datasets": 4,
     "minicam.zoo": 4,
     "minicam.explain": 5,

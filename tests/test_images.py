@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from minicam import io
+from minicam import images, io
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -149,7 +149,7 @@ def test_palette_alpha_and_premultiplied_modes(tmp_path):
     np.testing.assert_array_equal(x[0, :, 0, :].T, [[0, 1, 0], [0, 0, 0]])
     # La and RGBa exist only in memory; their conversion is the same rule.
     for mode, value in (("La", (100, 128)), ("RGBa", (100, 100, 100, 128))):
-        img, white, alpha = io._working(Image.new(mode, (1, 1), value), "L", "<test>")
+        img, white, alpha = images._working(Image.new(mode, (1, 1), value), "L", "<test>")
         assert alpha and white == 255.0 and img.mode == "LA" and img.getpixel((0, 0)) == (199, 128)
 
 
