@@ -163,19 +163,12 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     Returns
     -------
     ndarray, shape (N, C, H, W)
+        :func:`fold` of the same numbers in its per-sample layout: one
+        adjoint, written once.
     """
-    n, c, h, w = x_shape
-    k = kernel_size
-    h_out = output_size(h, k, stride, padding)
-    w_out = output_size(w, k, stride, padding)
-    cols6 = cols.reshape(n, h_out, w_out, c, k, k).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, Ho, Wo)
-    out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
-    # One strided add per kernel offset: KH*KW vectorized adds instead of
-    # one per output position.
-    for i in range(k):
-        for j in range(k):
-            out[:, :, i : i + stride * h_out : stride, j : j + stride * w_out : stride] += cols6[:, :, i, j]
-    return unpad2d(out, padding)
+    n = x_shape[0]
+    per_sample = cols.reshape(n, -1, cols.shape[1]).transpose(0, 2, 1)  # (N, C*KH*KW, H_out*W_out)
+    return fold(per_sample, x_shape, kernel_size, stride, padding)
 
 
 # ----------------------------------------------------------------------------

@@ -1,15 +1,8 @@
 """Figure primitives: a map over its image, signed gradients, boxes, masks and peaks.
 
-Matplotlib is imported inside the functions (see :mod:`minicam.viz`). What is done to a map before it is drawn is stated, never hidden:
-
-- a Grad-CAM or CAM map (h, w) smaller than the image is *upsampled* with
-  :func:`minicam.upsample` (bilinear by default) and *min-max normalized* with
-  :func:`minicam.normalize`; the colorbar's end ticks give the raw minimum and
-  maximum, so the normalization can be undone by eye;
-- a signed map (saliency, guided backprop, Guided Grad-CAM) is centred at 0
-  with a symmetric scale: ``0.5 + g / (2 max|g|)`` per image, so zero is mid
-  grey, and nothing is clipped (:func:`signed_to_rgb`). A one-channel map is
-  drawn with a diverging colormap from ``-max|g|`` to ``+max|g|``.
+Matplotlib is imported inside the functions. What is done to a map before it
+is drawn (upsampling, min-max normalisation, the symmetric signed scale) is
+stated in :mod:`minicam.viz` and in each function's docstring.
 """
 
 import numpy as np
