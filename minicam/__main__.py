@@ -304,8 +304,10 @@ def _cmd_evaluate(args):
         n = res["n"]
         parts += [f"### {name}", "",
                   f"{n['images']} held-out shapes (seed {evaluation.SHAPES_SEED}; deletion/insertion and occlusion "
-                  f"rank correlation on the first {n['curves']}), {n['scenes']} two-object scenes (seed "
-                  f"{evaluation.SCENES_SEED}), cascading randomization on {n['cascade']} images; pointing "
+                  f"rank correlation on the first {n['curves']}), "
+                  + (f"{n['scenes']} two-object scenes (seed {evaluation.SCENES_SEED})" if n["scenes"] else
+                     "no two-object scenes (a Flatten head takes 32x32 inputs only; two objects need 48 px)")
+                  + f", cascading randomization on {n['cascade']} images; pointing "
                   f"tolerance {res['tolerance']:.1f} px.", "", evaluation.markdown_table(res), ""]
         evaluation.write_figures(name, res, out, dpi=args.dpi)
     text = "\n".join(parts)
