@@ -7,8 +7,17 @@ import time
 import numpy as np
 
 
+def _fail(command, message):
+    """The one line every command prints on bad input; exit status 2 (argparse's)."""
+    print(f"python -m minicam {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _cmd_gradcheck(args):
     from . import gradcheck as gc
+
+    if args.seed < 0:
+        return _fail("gradcheck", f"--seed must be >= 0, got {args.seed}")
 
     rows = []  # (what, quantity, error, tolerance)
     t0 = time.perf_counter()
@@ -45,8 +54,15 @@ def _cmd_gradcheck(args):
     return 1 if failures else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``python -m minicam <cmd>: error: ...`` and exit 2, like every command's own."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m minicam",
         description="minicam: a pure-NumPy reference for class activation maps.",
     )
@@ -85,8 +101,7 @@ def _cmd_check_torch(args):
             layer=args.layer, class_idx=args.class_idx, seed=args.seed, dtype=args.dtype, rtol=args.rtol,
         )
     except (ImportError, FileNotFoundError, ValueError, TypeError) as err:
-        print(f"python -m minicam check-torch: error: {err}", file=sys.stderr)
-        return 2
+        return _fail("check-torch", err)
 
 
 def _add_check_torch(sub):
@@ -119,6 +134,13 @@ def _add_check_torch(sub):
 def _cmd_demo(args):
     from .demo import run_demo
 
+    from .demo import output_folder_problem
+
+    problem = output_folder_problem(args.out, "--out")
+    if problem:
+        return _fail("demo", problem)
+    if not 20 <= args.dpi <= 600:
+        return _fail("demo", f"--dpi must be in [20, 600], got {args.dpi}")
     report = run_demo(args.out, dpi=args.dpi)
     return 0 if report["identity_ok"] else 1
 
@@ -140,12 +162,16 @@ def _add_demo(sub):
 def _cmd_explain(args):
     from .demo import explain_image, parse_class
 
+    from .demo import output_file_problem
+
+    problem = output_file_problem(args.out, "--out", suffix=".png")
+    if problem:
+        return _fail("explain", problem)
     try:
         class_idx = parse_class(args.model, args.class_)
         explain_image(args.image, args.model, args.method, class_idx=class_idx, layer=args.layer, out=args.out)
     except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"python -m minicam explain: error: {err}", file=sys.stderr)
-        return 2
+        return _fail("explain", err)
     return 0
 
 
@@ -165,7 +191,7 @@ def _add_explain(sub):
     p.add_argument("--class", dest="class_", default=None, metavar="K",
                    help="class to explain, as an index or a name (default: the predicted class)")
     p.add_argument("--layer", default=None, help="feature-map layer of the CAM methods (default: the last 4-D output)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="PNG file to write (its name must end in .png)")
     p.set_defaults(func=_cmd_explain)
 
 
@@ -186,10 +212,12 @@ def _cmd_train(args):
         if value not in choices:
             print(f"python -m minicam train: error: {flag} must be one of {sorted(choices)}, got {value!r}", file=sys.stderr)
             return 2
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        print(f"python -m minicam train: error: --out folder {out_dir} does not exist", file=sys.stderr)
-        return 2
+    # the output is checked before the work (minutes of training) starts
+    from .demo import output_file_problem
+
+    problem = output_file_problem(args.out, "--out")
+    if problem:
+        return _fail("train", problem)
     try:
         model, metadata = recipes.train_reference(
             args.dataset, args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

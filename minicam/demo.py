@@ -23,7 +23,73 @@ __all__ = [
     "run_demo",
     "explain_image",
     "parse_class",
+    "output_file_problem",
+    "output_folder_problem",
 ]
+
+# --------------------------------------------------------------------------
+# Output paths, checked before any work (the commands' and explain_image's rule)
+# --------------------------------------------------------------------------
+
+
+def output_file_problem(path, flag, suffix=None):
+    """Why ``path`` cannot be written as a file (a sentence naming ``flag`` and the path), or None.
+
+    Checked before any work: its folder exists and is a folder, the path is
+    not a folder, and it can be opened for writing -- tried for real (append
+    mode, so an existing file is not truncated; a file created by the probe
+    is removed), because ``os.access`` says yes to root for a read-only folder.
+    """
+    text = os.fspath(path)
+    if suffix is not None and not text.lower().endswith(suffix):
+        return f"{flag} must name a {suffix} file (the format is chosen by the suffix), got {text!r}"
+    full = os.path.abspath(text)
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        return f"{flag} must be a file path, got the folder {text!r}"
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        return f"{flag} {text!r}: its folder {folder!r} {what}"
+    existed = os.path.exists(full)
+    try:
+        with open(full, "ab"):
+            pass
+    except OSError as err:
+        return f"{flag} {text!r} cannot be written: {err.strerror or err}"
+    if not existed:
+        os.remove(full)
+    return None
+
+
+def _check_dpi(dpi):
+    from ._validate import check_int
+
+    dpi = check_int(dpi, "dpi")
+    if not 20 <= dpi <= 600:
+        raise ValueError(f"dpi must be in [20, 600], got {dpi}")
+    return dpi
+
+
+def output_folder_problem(path, flag):
+    """Why ``path`` cannot be used (or created) as an output folder, or None; nothing is created."""
+    import tempfile
+
+    text = os.fspath(path)
+    full = os.path.abspath(text)
+    if os.path.exists(full) and not os.path.isdir(full):
+        return f"{flag} must be a folder, got the file {text!r}"
+    existing = full
+    while not os.path.exists(existing):  # the nearest ancestor that exists must be a writable folder
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{flag} {text!r} cannot be created: {existing!r} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        return f"{flag} {text!r}: cannot write into {existing!r}: {err.strerror or err}"
+    return None
+
 
 # --------------------------------------------------------------------------
 # The demo
@@ -89,9 +155,11 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     from .train import predict
 
     t0 = time.perf_counter()
+    problem = output_folder_problem(out_dir, "out_dir")
+    if problem:
+        raise ValueError(problem)
+    _check_dpi(dpi)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir must be a directory, got the file {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
     stream = sys.stdout if file is None else file
     lines = []
@@ -325,7 +393,8 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
         Not used by ``saliency``, ``guided-backprop``, ``deconvnet``.
     out : str or os.PathLike, optional
         PNG written with two panels: the input as the model sees it, and the
-        explanation. None: no figure.
+        explanation; its name must end in ``.png`` and its folder must exist
+        (checked before any work). None: no figure.
     dpi : int
     verbose, file
         Print the prediction (to ``file``, default standard output).
@@ -374,6 +443,11 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
         raise ValueError(f"layer must name a layer of {model_name}, one of {model.names}, got {layer!r}")
     if layer is not None and method in _LAYERLESS:
         raise ValueError(f"method {method!r} explains the input and takes no layer, got layer={layer!r}")
+    if out is not None:  # before the work: a figure that cannot be written fails now, not after it is drawn
+        problem = output_file_problem(out, "out", suffix=".png")
+        if problem:
+            raise ValueError(problem)
+    _check_dpi(dpi)
     if class_idx is not None and method == "eigen-cam":
         raise ValueError(f"method 'eigen-cam' is class-agnostic (a principal component of the map) and takes no class, "
                          f"got class_idx={class_idx!r}")

@@ -16,10 +16,11 @@ central differences are meaningless.
 """
 
 import copy
+import numbers
 
 import numpy as np
 
-from ._validate import as_generator, check_float_array
+from ._validate import as_generator, check_float, check_float_array
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -64,6 +65,18 @@ def _require_float64(arr, name):
     return arr
 
 
+def _check_step(h):
+    # h = 0 divides by zero and NaN propagates: both give NaN gradients, never an error
+    return check_float(h, "h", low=0.0, low_inclusive=False)
+
+
+def _check_dout(dout):
+    if isinstance(dout, numbers.Real) and not isinstance(dout, (bool, np.bool_)):
+        dout = np.asarray(dout, dtype=np.float64)
+    check_float_array(dout, "dout")
+    return dout.astype(np.float64, copy=False)
+
+
 def numerical_gradient(f, x, dout, h=1e-5):
     """Central-difference gradient of ``sum(f(x) * dout)`` with respect to ``x``.
 
@@ -72,19 +85,23 @@ def numerical_gradient(f, x, dout, h=1e-5):
     f : callable
         ``f(x) -> ndarray`` (or a float). Called ``2 * x.size`` times.
     x : ndarray, float64, any shape
-        Perturbed one entry at a time **in place** and restored afterwards
-        (also when ``f`` raises), so ``f`` may close over ``x``.
+        Not modified (it may be read-only): ``f`` is called with a copy of
+        ``x`` perturbed one entry at a time, so ``f`` must use its argument.
     dout : ndarray or float
-        Upstream gradient, the shape of ``f(x)``.
+        Upstream gradient, the shape of ``f(x)``; finite.
     h : float
-        Step size.
+        Step size, finite and > 0.
 
     Returns
     -------
     grad : ndarray, shape of ``x``
     """
+    if not callable(f):
+        raise TypeError(f"f must be a callable x -> ndarray, got {f!r} ({type(f).__name__})")
     _require_float64(x, "x")
-    dout = np.asarray(dout, dtype=np.float64)
+    h = _check_step(h)
+    dout = _check_dout(dout)
+    x = x.copy()  # the caller's array is never written (and may be read-only)
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         old = x[idx]
@@ -167,6 +184,7 @@ def check_layer(layer, x, dout=None, rng=0, h=1e-5):
     if not isinstance(layer, Layer):
         raise TypeError(f"layer must be a minicam Layer, got {type(layer).__name__}")
     _require_float64(x, "x")
+    h = _check_step(h)
     for key, value in layer.params.items():
         _require_float64(value, f"params[{key!r}]")
     template = _fresh(layer)
@@ -212,6 +230,7 @@ def check_model(model, x, y, h=1e-5):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a minicam Sequential, got {type(model).__name__}")
     _require_float64(x, "x")
+    h = _check_step(h)
     for key, value in model.named_parameters():
         _require_float64(value, key)
 

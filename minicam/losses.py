@@ -26,6 +26,8 @@ def log_softmax(scores):
     logits like 1000 and no ``log(0)`` for the winning class.
     """
     check_float_array(scores, "scores", ndim=2)
+    if scores.shape[1] == 0:
+        raise ValueError(f"scores must hold at least one class (M >= 1) per row, got shape {scores.shape}")
     shifted = scores - scores.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -77,6 +79,9 @@ def softmax_cross_entropy(scores, y):
     """
     logp = log_softmax(scores)
     n, m = scores.shape
+    if n == 0:
+        # the mean over no samples is NaN: an empty batch is a bug upstream (an empty split, a bad slice)
+        raise ValueError(f"scores must hold at least one sample (N >= 1) for a mean loss, got shape {scores.shape}")
     check_labels(y, n, m)
     rows = np.arange(n)
     loss = float(-logp[rows, y].mean())

@@ -150,3 +150,21 @@ def test_normalize_bad_input():
         mc.normalize(np.zeros((2, 3), dtype=np.int32))
     with pytest.raises(ValueError, match="maps contains NaN"):
         mc.normalize(np.array([[np.nan, 1.0]]))
+
+
+def test_normalize_does_not_overflow_near_the_float_limit():
+    # max - min = 2e308 overflows to inf; the map is scaled first, never NaN
+    for dt in (np.float64, np.float32):
+        big = np.finfo(dt).max
+        out = mc.normalize(np.array([[-big, 0, big], [1, 2, 3]], dtype=dt))
+        assert out.dtype == dt
+        np.testing.assert_array_equal(out, np.array([[0, 0.5, 1], [0, 0.5, 1]], dtype=dt))
+    ordinary = np.random.default_rng(0).standard_normal((3, 4, 5))
+    lo = ordinary.min(axis=(1, 2), keepdims=True)
+    hi = ordinary.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_array_equal(mc.normalize(ordinary), (ordinary - lo) / (hi - lo))  # unchanged, bit for bit
+
+
+def test_upsample_refuses_a_size_that_would_exhaust_memory():
+    with pytest.raises(ValueError, match=r"size must have at most MAX_OUTPUT_PIXELS = 67108864 pixels .*got \(1000000000, 1000000000\)"):
+        mc.upsample(np.zeros((1, 3, 3)), 10**9)

@@ -36,7 +36,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_float_array
+from .._validate import check_float_array, check_float_dtype
 from ..layers import Dropout, GlobalAvgPool2d, Linear
 from ..model import Sequential
 from .targets import SCORES, ClassScore, evaluate_target
@@ -84,6 +84,7 @@ def check_input(model, x, image=False):
     """
     require_sequential(model)
     check_float_array(x, "x", ndim=4 if image else None)
+    check_float_dtype(x.dtype, "x's dtype")  # float16 / longdouble: not a precision the layers are checked in
     if x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"x must be a batch (N, ...) with N >= 1, got shape {x.shape}")
     try:

@@ -7,9 +7,11 @@ only in the rule every ReLU applies on the way back (``relu_mode`` of
 network, no hooks, no module swapping.
 """
 
+import inspect
+
 import numpy as np
 
-from .._validate import as_generator, check_float, check_float_array, check_int
+from .._validate import as_generator, check_float, check_int
 from ._core import (
     check_input,
     check_target_args,
@@ -19,7 +21,7 @@ from ._core import (
     untouched,
 )
 from .cams import combine, grad_cam_weights
-from .postprocess import check_interpolation, relu, upsample
+from .postprocess import check_interpolation, check_maps, relu, upsample
 
 __all__ = ["saliency", "saliency_map", "guided_backprop", "deconvnet", "guided_grad_cam", "smoothgrad"]
 
@@ -67,7 +69,9 @@ def saliency_map(grad):
     -------
     ndarray, shape (N, H, W), >= 0
     """
-    check_float_array(grad, "grad", ndim=4)
+    check_maps(grad, "grad", ndim=4)
+    if 0 in grad.shape[:2]:
+        raise ValueError(f"grad must hold at least one sample and one channel, got shape {grad.shape}")
     return np.abs(grad).max(axis=1)
 
 
@@ -126,14 +130,28 @@ def guided_grad_cam(model, x, class_idx=None, layer=None, interpolation="bilinea
     return upsample(cam, x.shape[2:], interpolation)[:, None] * guided
 
 
+def _takes_class_idx(method):
+    """Whether ``method`` accepts ``class_idx=`` (a parameter of that name, or ``**kwargs``)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): assume the convention
+        return True
+    return any(p.name == "class_idx" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=None, **kwargs):
     """SmoothGrad (Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise", Sec. 3).
 
     Parameters
     ----------
     method : callable
-        An explanation ``method(model, x, class_idx, **kwargs)``, e.g.
-        :func:`saliency`, :func:`guided_backprop`, :func:`minicam.grad_cam`.
+        An explanation, called as ``method(model, x, class_idx=class_idx,
+        **kwargs)`` (``class_idx`` by keyword, so it can never land in
+        another positional parameter), e.g. :func:`saliency`,
+        :func:`guided_backprop`, :func:`minicam.grad_cam`. A class-agnostic
+        method, one without a ``class_idx`` parameter (:func:`minicam.eigen_cam`),
+        is called without it: ``class_idx`` must then be ``None`` (a
+        ValueError says so otherwise).
     model : Sequential
     x : ndarray, shape (N, ...)
     class_idx : int, sequence of N ints, or None
@@ -161,15 +179,23 @@ def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=N
     sigma = check_float(sigma, "sigma", low=0.0)
     gen = as_generator(rng)
     check_input(model, x)
-    if class_idx is None and kwargs.get("target") is None:
+    takes_class = _takes_class_idx(method)
+    if not takes_class and class_idx is not None:
+        raise ValueError(
+            f"method {getattr(method, '__name__', method)!r} has no class_idx parameter (a class-agnostic method, "
+            f"e.g. eigen_cam): pass class_idx=None, got class_idx={class_idx!r}"
+        )
+    if takes_class and class_idx is None and kwargs.get("target") is None:
         with untouched(model):
             class_idx = resolve_class_idx(None, model.forward(x))
+    if takes_class:
+        kwargs["class_idx"] = class_idx
     flat = x.reshape(x.shape[0], -1)
     std = sigma * (flat.max(axis=1) - flat.min(axis=1))
     std = std.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
     total = None
     for _ in range(n_samples):
         noisy = x + gen.standard_normal(x.shape).astype(x.dtype) * std
-        maps = method(model, noisy, class_idx, **kwargs)
+        maps = method(model, noisy, **kwargs)
         total = maps if total is None else total + maps
     return total / n_samples

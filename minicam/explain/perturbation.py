@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_float_array, check_int, check_pair
+from .._validate import check_float, check_float_array, check_int, check_pair
 from ._core import check_input, check_target_args, forward_target, untouched
 from .targets import evaluate_target
 
@@ -71,8 +71,12 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
                          f"got {(sh, sw)}")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
-        baseline = np.asarray(baseline, dtype=x.dtype)
+        # checked here, not as part of the occluded x: a NaN baseline is the caller's baseline, not x
+        baseline = np.asarray(check_float(baseline, "baseline"), dtype=x.dtype)
     else:
+        if not isinstance(baseline, np.ndarray):
+            raise TypeError(f"baseline must be a real number or a float ndarray broadcastable to x, got {baseline!r} "
+                            f"({type(baseline).__name__})")
         check_float_array(baseline, "baseline")
         try:
             fits = np.broadcast_shapes(baseline.shape, x.shape) == x.shape

@@ -8,12 +8,23 @@ which order) can be reproduced instead of guessed.
 
 import numpy as np
 
-from .._validate import check_float_array, check_pair
+from .._validate import check_float_array, check_float_dtype, check_pair
 
-__all__ = ["relu", "upsample", "normalize", "INTERPOLATIONS", "check_interpolation"]
+__all__ = ["relu", "upsample", "normalize", "INTERPOLATIONS", "MAX_OUTPUT_PIXELS", "check_interpolation", "check_maps"]
 
 INTERPOLATIONS = ("bilinear", "nearest")
 """The upsampling rules of :func:`upsample` (the ``interpolation=`` argument everywhere)."""
+
+MAX_OUTPUT_PIXELS = 2**26
+"""Largest ``H * W`` :func:`upsample` produces (as many pixels as the largest image minicam reads):
+a size typed wrong fails at once instead of exhausting memory."""
+
+
+def check_maps(maps, name="maps", ndim=None):
+    """``maps`` if it is a finite float32/float64 ndarray (of ``ndim`` dimensions), else a TypeError/ValueError naming it."""
+    check_float_array(maps, name, ndim=ndim)
+    check_float_dtype(maps.dtype, f"{name}'s dtype")
+    return maps
 
 
 def relu(maps):
@@ -85,9 +96,12 @@ def upsample(maps, size, interpolation="bilinear"):
     size pairs (e.g. 14 -> 46: output pixel 23 reads pixel 23 * 14 / 46 = 7 here, 6 there);
     ``mode="nearest-exact"`` in PyTorch is a different rule (half-pixel centres).
     """
-    check_float_array(maps, "maps", ndim=(3, 4))
+    check_maps(maps, ndim=(3, 4))
     check_interpolation(interpolation)
     out_h, out_w = check_pair(size, "size", minimum=1)
+    if out_h * out_w > MAX_OUTPUT_PIXELS:
+        raise ValueError(f"size must have at most MAX_OUTPUT_PIXELS = {MAX_OUTPUT_PIXELS} pixels (H * W), "
+                         f"got {(out_h, out_w)}")
     in_h, in_w = maps.shape[-2:]
     if maps.shape[0] == 0 or in_h == 0 or in_w == 0:
         raise ValueError(f"maps must have at least one sample and a non-empty (h, w), got shape {maps.shape}")
@@ -119,14 +133,25 @@ def normalize(maps):
         all-zero map, e.g. a Grad-CAM whose signed map is all negative) gives
         zeros, never NaN.
     """
-    check_float_array(maps, "maps")
+    check_maps(maps)
     if maps.ndim < 2:
         raise ValueError(f"maps must be a batch (N, ...) with at least 2 dimensions, got shape {maps.shape}")
+    if maps.shape[0] == 0:
+        raise ValueError(f"maps must hold at least one sample (N >= 1), got shape {maps.shape}")
     n = maps.shape[0]
     flat = maps.reshape(n, -1)
     lo = flat.min(axis=1) if flat.shape[1] else np.zeros(n, dtype=maps.dtype)
-    span = (flat.max(axis=1) if flat.shape[1] else lo) - lo
+    hi = flat.max(axis=1) if flat.shape[1] else lo
     shape = (n,) + (1,) * (maps.ndim - 1)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.all(np.isfinite(span)):
+        # max - min overflows (values near the dtype's limit): scale such samples by their largest
+        # magnitude first, which changes nothing else (the result is scale-free)
+        big = ~np.isfinite(span)
+        scale = np.where(big, np.maximum(np.abs(lo), np.abs(hi)), np.ones((), dtype=maps.dtype))
+        maps = maps / scale.reshape(shape)
+        lo, span = lo / scale, hi / scale - lo / scale
     # a flat sample has maps - lo == 0 everywhere: dividing by 1 instead of 0 gives zeros
     safe = np.where(span > 0, span, np.ones((), dtype=maps.dtype))
     return (maps - lo.reshape(shape)) / safe.reshape(shape)

@@ -16,7 +16,7 @@ defines -- one forward and one backward pass, whatever the target.
 
 import numpy as np
 
-from .._validate import check_float_array
+from .._validate import check_float_array, check_float_dtype
 from ..losses import log_softmax
 
 __all__ = ["SCORES", "ClassScore", "CosineSimilarity", "class_target", "similarity_target", "evaluate_target"]
@@ -93,7 +93,10 @@ def class_target(class_idx, score="logit"):
     ClassScore
     """
     if class_idx is None:
-        raise ValueError("class_target needs explicit classes; pass class_idx=None to a method for the predicted class")
+        raise ValueError(
+            "class_target needs explicit classes (class_idx: an int or a sequence of ints), got class_idx=None; "
+            "pass class_idx=None to a method for the predicted class"
+        )
     if isinstance(class_idx, (bool, np.bool_)):
         raise TypeError(f"class_idx must be an int or a sequence of ints, got {class_idx!r}")
     arr = np.asarray(class_idx)
@@ -126,9 +129,15 @@ class CosineSimilarity:
 
     def __init__(self, reference):
         check_float_array(reference, "reference", ndim=(1, 2))
+        check_float_dtype(reference.dtype, "reference's dtype")
+        if reference.size == 0:
+            raise ValueError(f"reference must hold at least one embedding of at least one value, got shape {reference.shape}")
         norms = np.linalg.norm(np.atleast_2d(reference), axis=1)
-        if reference.size == 0 or (norms == 0).any():
-            raise ValueError("reference must be a nonzero embedding: the cosine similarity to a zero vector is undefined")
+        if (norms == 0).any():
+            raise ValueError(
+                f"reference must be a nonzero embedding: the cosine similarity to a zero vector is undefined, "
+                f"got an all-zero embedding (row {int(np.argmin(norms))} of shape {reference.shape})"
+            )
         self.reference = reference.copy()
 
     def __call__(self, scores):

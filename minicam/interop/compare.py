@@ -14,7 +14,7 @@ Importing this module does not import torch (the command line reads
 
 import numpy as np
 
-from .._validate import as_generator, check_float, check_float_array, check_float_dtype
+from .._validate import as_generator, check_float, check_float_array, check_float_dtype, check_int
 from ..explain._core import check_layer_name, resolve_class_idx, resolve_layer
 
 __all__ = ["METHODS", "DEFAULT_RTOL", "compare", "check_torch", "load_model_file", "parse_shape", "format_report"]
@@ -237,7 +237,10 @@ def load_model_file(path, builder="build_model"):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path!r}")
-    namespace = runpy.run_path(path, run_name="minicam_check_torch_model")
+    try:
+        namespace = runpy.run_path(path, run_name="minicam_check_torch_model")
+    except Exception as err:  # the user's code: a syntax error or any exception it raises is bad input
+        raise ValueError(f"model file {path!r} failed to run: {type(err).__name__}: {err}") from err
     if builder not in namespace:
         found = sorted(k for k, v in namespace.items() if not k.startswith("_") and (callable(v) or isinstance(v, nn.Module)))
         raise ValueError(f"{path} defines no {builder!r} (use --builder to name the function or variable); it defines {found}")
@@ -245,7 +248,10 @@ def load_model_file(path, builder="build_model"):
     if not isinstance(obj, nn.Module):
         if not callable(obj):
             raise TypeError(f"{builder!r} in {path} must be a function returning an nn.Module, or an nn.Module; got {type(obj).__name__}")
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as err:
+            raise ValueError(f"{builder}() in {path} raised {type(err).__name__}: {err}") from err
     if not isinstance(obj, nn.Module):
         raise TypeError(f"{builder}() in {path} must return a torch.nn.Module, got {type(obj).__name__}")
     return obj
@@ -310,14 +316,18 @@ def check_torch(model_file, input_shape, builder="build_model", state_dict=None,
     """
     import sys
 
-    import torch
-
-    from .torch import load_state_dict
-
+    # every argument is checked before torch is imported and the user's file runs
     out = sys.stdout if file is None else file
     dt = check_float_dtype(dtype)
     rtol = DEFAULT_RTOL[dt] if rtol is None else check_float(rtol, "rtol", low=0.0, low_inclusive=False)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else tuple(input_shape)
+    seed = check_int(seed, "seed", minimum=0)
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+    import torch
+
+    from .torch import load_state_dict
     with torch.random.fork_rng():
         # a builder that initialises randomly gives the same weights for the same seed;
         # the caller's global generator is left as it was

@@ -430,10 +430,23 @@ def _leaf_from_torch(path, mod, dtype, gen):
             f"{_module_label(path, mod)} is {kind}; minicam.interop.torch converts exactly these modules: {_SUPPORTED} "
             "(inside nn.Sequential containers)"
         )
+    for key, value in list(layer.params.items()) + list(layer.buffers.items()):
+        # refused at import, naming the tensor: a NaN weight or a negative variance would give NaN maps later
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{_module_label(path, mod)}: tensor {_TENSOR_NAMES.get(key, key)!r} contains NaN or "
+                             f"infinity ({int(np.sum(~np.isfinite(value)))} of {value.size} values)")
+    if "running_var" in layer.buffers and (layer.buffers["running_var"] < 0).any():
+        var = layer.buffers["running_var"]
+        raise ValueError(f"{_module_label(path, mod)}: tensor 'running_var' must be >= 0 (a variance), got "
+                         f"{float(var[var < 0][0])!r} in channel {int(np.flatnonzero(var < 0)[0])}")
     for key, value in layer.params.items():
         layer.grads[key] = np.zeros_like(value)
     layer.train(mod.training)
     return layer
+
+
+# minicam key -> torch tensor name, for messages
+_TENSOR_NAMES = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}
 
 
 _TORCH_TYPES = (
