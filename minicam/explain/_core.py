@@ -130,12 +130,15 @@ def last_feature_layer(shapes):
     return four_d[-1] if four_d else None
 
 
-def check_layer_name(model, layer):
-    """``layer`` if it is the name (str) of a layer of ``model``; else a TypeError/ValueError saying so."""
+def check_layer_name(model, layer, model_label="the model"):
+    """``layer`` if it is the name (str) of a layer of ``model``; else a TypeError/ValueError saying so.
+
+    ``model_label`` names the model in the message (e.g. a bundled model's name).
+    """
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a layer name (str), got {layer!r} ({type(layer).__name__})")
     if layer not in model:
-        raise ValueError(f"layer must name a layer of the model, one of {model.names}, got {layer!r}")
+        raise ValueError(f"layer must name a layer of {model_label}, one of {model.names}, got {layer!r}")
     return layer
 
 
