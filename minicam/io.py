@@ -219,7 +219,7 @@ def _layer_arrays(kind, config):
     if kind == "BatchNorm2d":
         c = config["num_features"]
         return {"gamma": (c,), "beta": (c,), "running_mean": (c,), "running_var": (c,)}
-    if kind in ("ReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout"):
+    if kind in ("ReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout", "L2Normalize"):
         return {}
     return None
 

@@ -48,6 +48,7 @@ __all__ = [
     "Linear",
     "Dropout",
     "BatchNorm2d",
+    "L2Normalize",
     "RELU_MODES",
     "LAYER_TYPES",
 ]
@@ -605,6 +606,46 @@ class BatchNorm2d(Layer):
         return dx
 
 
+class L2Normalize(Layer):
+    """Scale each row to unit Euclidean length: the last layer of an embedding network.
+
+    Shapes: x : (N, D) -> out : (N, D), every row of ``out`` of norm 1.
+
+    Notes
+    -----
+    With ``r = ||x_n||`` and ``y = x_n / r`` (FaceNet, Schroff et al. 2015,
+    Sec. 3: the embedding lives on the unit hypersphere),
+
+    .. math:: \\frac{\\partial y}{\\partial x} = \\frac{1}{r}\\,(I - y y^T), \\qquad
+              dx = \\frac{dout - y\\,(dout \\cdot y)}{r}
+
+    The gradient has no component along ``y``: lengthening ``x`` does not
+    move ``y``. A zero row has no direction and is refused (ValueError
+    naming the row), rather than divided by an epsilon.
+    """
+
+    input_ndim = 2
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"L2Normalize expects a 2-D input (N, D), got shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def _forward(self, x):
+        self.output_shape(x.shape)
+        norm = np.sqrt(np.einsum("nd,nd->n", x, x))  # (N,)
+        if x.shape[1] and (norm == 0).any():
+            raise ValueError(f"L2Normalize: row {int(np.argmin(norm))} of x is zero, its direction is undefined")
+        y = x / norm[:, None]
+        self._cache = (y, norm)  # y is returned too: keep our own copy
+        return y.copy()
+
+    def _backward(self, dout):
+        y, norm = self._cached()
+        self._check_dout(dout, y.shape)
+        return (dout - y * np.einsum("nd,nd->n", dout, y)[:, None]) / norm[:, None]
+
+
 def _check_shape4(shape, who):
     if len(shape) != 4:
         raise ValueError(f"{who} expects a 4-D input (N, C, H, W), got shape {tuple(shape)}")
@@ -613,6 +654,6 @@ def _check_shape4(shape, who):
 
 LAYER_TYPES = {
     cls.__name__: cls
-    for cls in (Conv2d, ReLU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, Linear, Dropout, BatchNorm2d)
+    for cls in (Conv2d, ReLU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, Linear, Dropout, BatchNorm2d, L2Normalize)
 }
 """Layer classes by name: the vocabulary of saved architectures."""

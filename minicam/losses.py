@@ -4,7 +4,7 @@ import numpy as np
 
 from ._validate import check_float_array
 
-__all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "check_labels"]
+__all__ = ["softmax", "log_softmax", "softmax_cross_entropy", "check_labels", "triplet_loss"]
 
 
 def log_softmax(scores):
@@ -88,3 +88,54 @@ def softmax_cross_entropy(scores, y):
     dscores = np.exp(logp)
     dscores[rows, y] -= 1.0
     return loss, dscores / n
+
+
+def triplet_loss(anchor, positive, negative, margin=0.2):
+    """Mean triplet loss with a margin and its gradients (FaceNet, Schroff et al. 2015, eq. 1-3).
+
+    Parameters
+    ----------
+    anchor, positive, negative : ndarray, shape (T, D)
+        Embeddings of ``T`` triplets: the positive shares the anchor's
+        identity (label), the negative does not. Meant for L2-normalised
+        embeddings (:class:`minicam.layers.L2Normalize`), where squared
+        distances lie in [0, 4] and a margin of 0.2 (the paper's) is on scale.
+    margin : float >= 0
+
+    Returns
+    -------
+    loss : float
+        :math:`\\frac{1}{T}\\sum_t [\\|a_t - p_t\\|^2 - \\|a_t - n_t\\|^2 + \\alpha]_+`.
+    grads : tuple of 3 ndarrays, shape (T, D) each
+        ``(danchor, dpositive, dnegative)``.
+
+    Notes
+    -----
+    For a triplet with a positive hinge (an *active* triplet),
+
+    .. math:: \\frac{\\partial}{\\partial a} = 2 (n - p), \\quad
+              \\frac{\\partial}{\\partial p} = -2 (a - p), \\quad
+              \\frac{\\partial}{\\partial n} = 2 (a - n),
+
+    each divided by ``T``; an inactive triplet contributes nothing
+    (the hinge's derivative at exactly 0 is taken as 0, like ReLU'(0)).
+    """
+    check_float_array(anchor, "anchor", ndim=2)
+    for name, arr in (("positive", positive), ("negative", negative)):
+        check_float_array(arr, name, ndim=2)
+        if arr.shape != anchor.shape:
+            raise ValueError(f"{name} must have the anchor's shape {anchor.shape}, got {arr.shape}")
+    if anchor.shape[0] == 0:
+        raise ValueError(f"triplet_loss needs at least one triplet, got anchor of shape {anchor.shape}")
+    if isinstance(margin, bool) or not np.isscalar(margin) or not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    t = anchor.shape[0]
+    d_ap = ((anchor - positive) ** 2).sum(axis=1)  # (T,)
+    d_an = ((anchor - negative) ** 2).sum(axis=1)
+    hinge = d_ap - d_an + margin
+    active = (hinge > 0)[:, None] * (2.0 / t)  # (T, 1)
+    loss = float(np.maximum(hinge, 0).mean())
+    danchor = active * (negative - positive)
+    dpositive = active * (positive - anchor)
+    dnegative = active * (anchor - negative)
+    return loss, (danchor, dpositive, dnegative)

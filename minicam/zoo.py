@@ -26,12 +26,13 @@ import numpy as np
 from . import io
 from ._resources import bundled_file
 from ._validate import as_generator, check_float_dtype, check_int, check_pair
-from .layers import BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
+from .layers import BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, L2Normalize, Linear, MaxPool2d, ReLU
 from .model import Sequential
 
 __all__ = [
     "gap_net",
     "fc_net",
+    "embed_net",
     "ARCHITECTURES",
     "TRAINING_DATA",
     "PRETRAINED",
@@ -212,8 +213,46 @@ def fc_net(
     return Sequential(layers)
 
 
-ARCHITECTURES = {"gap": gap_net, "fc": fc_net}
-"""Architectures by the name the command line uses (``--model gap|fc``)."""
+def embed_net(in_channels=3, dim=16, widths=(16, 16, 32, 32, 64), num_pools=None, batch_norm=True, rng=None,
+              dtype=np.float64):
+    """An embedding network: the blocks of :func:`gap_net`, GAP, a Linear to ``dim`` and L2 normalisation.
+
+    Trained with a triplet loss (:func:`minicam.losses.triplet_loss`,
+    :func:`minicam.embedding.fit_embedding`), it has no class scores: its
+    output is a point on the unit sphere, compared to others by cosine
+    similarity (Schroff et al. 2015; Chen et al. 2020, "Adapting Grad-CAM
+    for Embedding Networks", explain it with :mod:`minicam.explain.embedding`).
+
+    Parameters
+    ----------
+    in_channels : int, default 3
+    dim : int, default 16
+        Embedding size D.
+    widths, num_pools, batch_norm, rng, dtype
+        As :func:`gap_net`.
+
+    Returns
+    -------
+    Sequential
+        The blocks of :func:`gap_net`, then ``gap, fc, l2norm``.
+
+    Shapes
+    ------
+    x : (N, in_channels, H, W) -> embeddings : (N, dim), each row of norm 1.
+    The feature map (the last ReLU) is that of :func:`gap_net`: 8x8 for 32x32.
+    """
+    dim = check_int(dim, "dim", minimum=1)
+    in_channels, dim, widths, num_pools, dtype = _check_common(in_channels, dim, widths, num_pools, batch_norm, dtype)
+    gen = as_generator(rng)
+    layers = _blocks(in_channels, widths, num_pools, batch_norm, gen, dtype)
+    layers.append(("gap", GlobalAvgPool2d()))
+    layers.append(("fc", _classifier(widths[-1], dim, gen, dtype)))  # feeds a normalisation, not a ReLU
+    layers.append(("l2norm", L2Normalize()))
+    return Sequential(layers)
+
+
+ARCHITECTURES = {"gap": gap_net, "fc": fc_net, "embed": embed_net}
+"""Architectures by the name the command line uses (``--model gap|fc|embed``)."""
 
 
 # ----------------------------------------------------------------------------
@@ -278,6 +317,23 @@ PRETRAINED = {
         "heldout": TRAINING_DATA["digits"]["heldout"],
         "heldout_accuracy": 0.976,
     },
+    # An embedding network (no class scores; labels only formed its triplets):
+    # shapes-gap's frozen blocks, a 16-D head trained with the triplet loss.
+    # Its "heldout_accuracy" is leave-one-out Recall@1 on the held-out images.
+    "shapes-embed": {
+        "file": "shapes-embed.npz",
+        "architecture": "embed",
+        "dataset": "shapes",
+        "dataset_kwargs": TRAINING_DATA["shapes"]["train_kwargs"],
+        "input_shape": [3, 32, 32],
+        "class_names": ["circle", "square", "triangle", "cross"],
+        "command": (
+            "python -m minicam train --dataset shapes --model embed --epochs 5 --batch-size 64 --lr 0.003 "
+            "--warmup 0 --seed 0 --n-train 3000 --features-from data/shapes-gap.npz --out data/shapes-embed.npz"
+        ),
+        "heldout": TRAINING_DATA["shapes"]["heldout"],
+        "heldout_accuracy": 0.982,
+    },
 }
 
 
@@ -293,7 +349,7 @@ def pretrained(name):
 
     Parameters
     ----------
-    name : {"shapes-gap", "shapes-fc", "digits-gap"}
+    name : {"shapes-gap", "shapes-fc", "digits-gap", "shapes-embed"}
         See :data:`PRETRAINED` for each model's dataset, input shape, class
         names, training command and held-out accuracy.
 

@@ -29,6 +29,7 @@ FLOORS = {
     "minicam.images": 4,
     "minicam.datasets": 4,
     "minicam.zoo": 4,
+    "minicam.embedding": 4,
     "minicam.explain": 5,
     "minicam.metrics": 6,
     "minicam.recipes": 6,
