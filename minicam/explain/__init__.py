@@ -37,7 +37,12 @@ deconvnet            deconvnet ReLU rule                                    shap
 guided_grad_cam      ``upsample(grad_cam) * guided_backprop``                (N, C, H, W)
 occlusion            mean score drop of the windows covering each pixel     (N, H, W)
 smoothgrad           mean of a method over noisy copies of x                as the method
+pair_cam             Grad-CAM(++) of ``cos(f(x), reference)``: one pair      (N, h, w)
+embedding_cam        weights averaged over M references, optional top-k      (N, h, w)
 ==================== ====================================================== ==============
+
+Embedding networks (Chen et al. 2020): :mod:`minicam.explain.embedding`; the
+weight database that explains without a backward pass: :mod:`minicam.embedding_db`.
 """
 
 from ._core import cam_applies, layer_gradients, last_feature_layer
@@ -55,6 +60,7 @@ from .cams import (
     xgrad_cam,
     xgrad_cam_weights,
 )
+from .embedding import average_weights, cam_from_weights, embedding_cam, pair_cam, pair_weights
 from .gradient_free import eigen_cam, score_cam
 from .gradients import (
     deconvnet,
@@ -77,6 +83,11 @@ from .targets import (
 __all__ = [
     "INTERPOLATIONS",
     "SCORES",
+    "average_weights",
+    "cam_from_weights",
+    "embedding_cam",
+    "pair_cam",
+    "pair_weights",
     "ClassScore",
     "CosineSimilarity",
     "cam",
