@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minicam as mc
-from minicam import zoo
+from minicam import embedding_db, zoo
 from minicam.explain import embedding as xe
 from minicam.explain.targets import CosineSimilarity
 
@@ -108,3 +108,116 @@ def test_bad_input_is_named(net, data):
     classifier = zoo.gap_net(widths=(4, 4), rng=0).eval()
     with pytest.raises(ValueError, match="references must be embeddings of the model's output size D=4"):
         xe.pair_weights(classifier, x, refs)
+
+
+# -- the weight database (minicam.embedding_db) -----------------------------------------------
+
+
+def test_kmeans_finds_separated_clusters_and_is_seeded():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    X = np.concatenate([c + 0.1 * rng.standard_normal((20, 2)) for c in centres])
+    found, assignment, inertia = embedding_db.kmeans(X, 3, rng=1)
+    # Every true cluster is one found cluster.
+    for i in range(3):
+        assert len(set(assignment[20 * i : 20 * (i + 1)])) == 1
+    assert len(set(assignment)) == 3 and inertia < 60 * 0.1**2 * 2 * 2
+    again = embedding_db.kmeans(X, 3, rng=1)
+    np.testing.assert_array_equal(again[0], found)
+    # Duplicated points: more clusters than distinct points still runs.
+    c, a, _ = embedding_db.kmeans(np.ones((4, 2)), 3, rng=0)
+    assert c.shape == (3, 2) and np.all(c == 1.0)
+
+
+def test_kmeans_bad_input():
+    with pytest.raises(ValueError, match=r"n_clusters must be at most the number of points \(4\), got n_clusters=5"):
+        embedding_db.kmeans(np.zeros((4, 2)), 5)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        embedding_db.kmeans(np.full((4, 2), np.nan), 2)
+
+
+@pytest.fixture(scope="module")
+def database(net):
+    images = np.random.default_rng(3).random((24, 3, 12, 10))
+    return embedding_db.build_database(net, images, n_clusters=4, n_references=5, k=3, rng=0), images
+
+
+def test_database_stores_cluster_means_of_averaged_weights(net, database):
+    db, images = database
+    keys = net.forward(images)
+    np.testing.assert_allclose(db.keys, keys, rtol=0, atol=1e-15)
+    nn = mc.embedding.cosine_neighbours(keys, keys, 5, exclude_self=True)
+    _, w = xe.pair_weights(net, images, keys[nn])
+    np.testing.assert_allclose(db.key_weights, w.mean(axis=1), rtol=0, atol=1e-15)
+    assignment = db.cluster_of(keys)
+    for c in range(4):
+        np.testing.assert_allclose(db.cluster_weights[c], db.key_weights[assignment == c].mean(axis=0), atol=1e-14)
+        assert set(db.top_channels[c]) == set(np.argsort(-db.cluster_weights[c])[:3])
+
+
+def test_database_explains_without_a_backward_pass(net, database, monkeypatch):
+    db, images = database
+    x = np.random.default_rng(4).random((5, 3, 12, 10))
+    expected = xe.cam_from_weights(xe.feature_maps(net, x)[1], db.weights_for(net.forward(x), "cluster"))
+
+    def no_backward(*args, **kwargs):
+        raise AssertionError("the database ran a backward pass")
+
+    monkeypatch.setattr(mc.Sequential, "backward", no_backward)
+    for variant in embedding_db.VARIANTS:
+        maps = db.explain(net, x, variant)
+        assert maps.shape == (5, 3, 2) and (maps >= 0).all()
+    np.testing.assert_array_equal(db.explain(net, x, "cluster"), expected)
+    # A test image that is a training image borrows its own weights in the nearest variant.
+    own = db.weights_for(db.keys[:3], "nearest", k=False)
+    np.testing.assert_array_equal(own, db.key_weights[:3])
+    with pytest.raises(AssertionError, match="ran a backward pass"):
+        xe.pair_cam(net, x, db.keys[:5])  # the guard bites
+
+
+def test_database_save_load_round_trip_and_bad_files(database, tmp_path):
+    db, _ = database
+    path = tmp_path / "db.npz"
+    embedding_db.save_database(db, path)
+    again = embedding_db.load_database(path)
+    for key in ("centres", "cluster_weights", "top_channels", "keys", "key_weights"):
+        np.testing.assert_array_equal(getattr(again, key), getattr(db, key))
+    assert (again.layer, again.base, again.k) == (db.layer, db.base, db.k)
+
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.npz' is not a valid weight database"):
+        embedding_db.load_database(tmp_path / "empty.npz")
+    np.savez(tmp_path / "other.npz", centres=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"other.npz' is not a valid weight database: arrays: missing \['base'"):
+        embedding_db.load_database(tmp_path / "other.npz")
+    arrays = {key: getattr(db, key) for key in ("centres", "cluster_weights", "keys", "key_weights")}
+    good = dict(arrays, top_channels=db.top_channels, layer=np.array(db.layer), base=np.array(db.base),
+                format=np.array("minicam-weight-database-1"))
+    bad = dict(good, keys=np.where(np.arange(db.keys.size).reshape(db.keys.shape) == 0, np.nan, db.keys))
+    np.savez(tmp_path / "nan.npz", **bad)
+    with pytest.raises(ValueError, match="nan.npz' is not a valid weight database: array 'keys' contains NaN"):
+        embedding_db.load_database(tmp_path / "nan.npz")
+    np.savez(tmp_path / "shape.npz", **dict(good, key_weights=db.key_weights[:, :2]))
+    with pytest.raises(ValueError, match="shape.npz' is not a valid weight database: keys must be"):
+        embedding_db.load_database(tmp_path / "shape.npz")
+    np.savez(tmp_path / "pickle.npz", **dict(good, layer=np.array([{"a": 1}], dtype=object)))
+    with pytest.raises(ValueError, match="pickle.npz' is not a valid weight database"):
+        embedding_db.load_database(tmp_path / "pickle.npz")
+    with pytest.raises(FileNotFoundError):
+        embedding_db.load_database(tmp_path / "missing.npz")
+
+
+def test_database_bad_input(net, database):
+    db, images = database
+    with pytest.raises(ValueError, match=r"embeddings must have the database's size D=5, got shape \(2, 3\)"):
+        db.weights_for(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="variant must be one of"):
+        db.weights_for(db.keys[:2], "centroid")
+    with pytest.raises(ValueError, match=r"n_clusters must be at most the number of images \(24\), got n_clusters=25"):
+        embedding_db.build_database(net, images, n_clusters=25, n_references=2)
+    with pytest.raises(ValueError, match="n_references must be at most the 23 other images, got n_references=24"):
+        embedding_db.build_database(net, images, n_clusters=2, n_references=24)
+    with pytest.raises(ValueError, match="k must be at most the 8 channels of layer 'relu3', got k=9"):
+        embedding_db.build_database(net, images, n_clusters=2, n_references=2, k=9)
+    with pytest.raises(ValueError, match="embeddings contains NaN"):
+        db.weights_for(np.full((1, 5), np.nan))
