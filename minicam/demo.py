@@ -77,7 +77,7 @@ def output_folder_problem(path, flag):
     text = os.fspath(path)
     full = os.path.abspath(text)
     if os.path.exists(full) and not os.path.isdir(full):
-        return f"{flag} must be a folder, got the file {text!r}"
+        return f"{flag} must be a directory (folder), got the file {text!r}"
     existing = full
     while not os.path.exists(existing):  # the nearest ancestor that exists must be a writable folder
         existing = os.path.dirname(existing)

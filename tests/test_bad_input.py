@@ -385,7 +385,7 @@ COMMANDS = [
     ("check-torch negative running_var", CT + ["{d}/negative_var.py"],
      r"1 \(BatchNorm2d\): tensor 'running_var' must be >= 0 .*got -1\.0 in channel 2", True),
     ("check-torch --class-idx 9", CT + [TINY, "--class-idx", "9"], r"class_idx must be in \[0, 4\) .*got 9", True),
-    ("demo --out a file", ["demo", "--out", "{d}/a_file"], r"--out must be a folder, got the file '.*a_file'", False),
+    ("demo --out a file", ["demo", "--out", "{d}/a_file"], r"--out must be a directory \(folder\), got the file '.*a_file'", False),
     ("demo --out under a file", ["demo", "--out", "{d}/a_file/figs"], r"--out '.*a_file/figs' cannot be created: '.*a_file' is not a folder", False),
     ("demo --dpi 0", ["demo", "--out", "{d}/figs", "--dpi", "0"], r"--dpi must be in \[20, 600\], got 0", False),
     ("explain --out without .png", EXPLAIN + ["--out", "{d}/noext"], r"--out must name a \.png file .*got '.*noext'", False),
