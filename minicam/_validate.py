@@ -77,12 +77,16 @@ def check_float(value, name, low=None, high=None, low_inclusive=True, high_inclu
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value < low or (value == low and not low_inclusive)):
-        bracket = "[" if low_inclusive else "("
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
-    if high is not None and (value > high or (value == high and not high_inclusive)):
-        bracket = "[" if low_inclusive else "("
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
+    too_low = low is not None and (value < low or (value == low and not low_inclusive))
+    too_high = high is not None and (value > high or (value == high and not high_inclusive))
+    if too_low or too_high:
+        if high is None:
+            want = f"{'>=' if low_inclusive else '>'} {low}"
+        elif low is None:
+            want = f"{'<=' if high_inclusive else '<'} {high}"
+        else:
+            want = f"in {'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{name} must be {want}, got {value!r}")
     return value
 
 

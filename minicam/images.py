@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ._validate import PARSE_ERRORS, check_float, check_int, source_name
+from ._validate import PARSE_ERRORS, check_bool, check_float, check_int, source_name
 
 __all__ = ["load_image", "image_size", "MAX_IMAGE_PIXELS"]
 
@@ -210,6 +210,7 @@ def load_image(path, size=None, mode="RGB", verbose=True, max_pixels=MAX_IMAGE_P
     Image, ImageOps = _pillow()
     size, background = _image_arguments(size, mode, max_pixels, background)
     where = source_name(path)
+    verbose = check_bool(verbose, "verbose")
     say = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
     try:
         with warnings.catch_warnings():

@@ -177,6 +177,10 @@ def save(model, path, metadata=None):
             raise ValueError(f"model parameter {key} contains NaN or infinity; refusing to save it")
 
     path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder):
+        why = "is a folder" if os.path.isdir(path) else f"has no folder {folder!r}"
+        raise ValueError(f"path must be a file in an existing folder, got {path!r}, which {why}")
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
