@@ -130,24 +130,74 @@ def test_prepare_map_rejects_a_map_larger_than_the_image(rng):
 # --------------------------------------------------------------------------
 
 
-def test_overlay_draws_image_then_normalized_upsampled_map(rng):
+def colorbars(fig):
+    return [a for a in fig.axes if hasattr(a, "_colorbar")]
+
+
+def tick_values(cbar_ax):
+    return [float(t) for t in cbar_ax._colorbar.get_ticks()]
+
+
+def test_overlay_of_an_unsigned_map_colours_raw_values_min_to_max(rng):
     image = rng.random((3, 16, 12))
-    cam = rng.standard_normal((4, 3))
+    cam = rng.random((4, 3)) + 0.5                       # no value < 0: unsigned
     fig = viz.overlay(image, cam, alpha=0.4)
     ax = panel_axes(fig)[0]
     base, top = ax.images
-    assert base.get_array().shape == (16, 12, 3)
-    shown = np.asarray(top.get_array())
-    assert shown.shape == (16, 12)
-    assert shown.min() == 0.0 and shown.max() == 1.0
-    assert top.get_alpha() == 0.4
-    assert top.get_clim() == (0.0, 1.0)
-    # The colorbar's end ticks give the raw range of the upsampled map.
-    cbar = [a for a in fig.axes if hasattr(a, "_colorbar")]
-    assert len(cbar) == 1
+    # Under the map the image is grey (its luminance), so the map's colours do not mix with the image's.
+    np.testing.assert_allclose(base.get_array(), image.transpose(1, 2, 0) @ [0.299, 0.587, 0.114])
+    assert base.get_cmap().name == "gray"
+    fig_colour = viz.overlay(image, cam, base="colour")
+    assert panel_axes(fig_colour)[0].images[0].get_array().shape == (16, 12, 3)
+    with pytest.raises(ValueError, match="base must be 'grey' or 'colour', got 'gray'"):
+        viz.overlay(image, cam, base="gray")
     up = mc.upsample(cam[None], (16, 12))[0]
-    labels = [t.get_text() for t in cbar[0].get_yticklabels()]
-    assert labels == [f"{up.min():.2g}", f"{up.max():.2g}"]
+    # Raw values are drawn; the colour scale runs from their min to their max: the picture of normalize().
+    np.testing.assert_array_equal(np.asarray(top.get_array()), up)
+    assert top.get_clim() == (up.min(), up.max())
+    np.testing.assert_allclose(top.norm(up), mc.normalize(up[None])[0], atol=1e-12)
+    assert top.get_alpha() == 0.4
+    assert top.get_cmap().name == viz.DEFAULT_CMAP == "inferno"   # perceptually uniform, not jet
+    # One colour bar, in raw units: its ends are the raw min and max, with round numbers between.
+    (cbar,) = colorbars(fig)
+    ticks = tick_values(cbar)
+    assert ticks[0] == up.min() and ticks[-1] == up.max() and len(ticks) >= 3
+    labels = [t.get_text() for t in cbar.get_yticklabels()]
+    assert labels[0] == f"{up.min():.3g}" and labels[-1] == f"{up.max():.3g}"
+    assert "raw" in cbar.get_ylabel()
+
+
+def test_overlay_of_a_signed_map_is_centred_at_zero_never_min_max_scaled(rng):
+    # The "CAM of an absent class" case: strongly negative with a small positive tail.
+    image = rng.random((3, 16, 16))
+    cam = -24.0 * rng.random((8, 8))
+    cam[0, 0] = 1.5
+    fig = viz.overlay(image, cam)
+    top = panel_axes(fig)[0].images[1]
+    up = mc.upsample(cam[None], (16, 16))[0]
+    m = np.abs(up).max()
+    assert top.get_clim() == (-m, m)                       # symmetric: 0 sits mid-scale
+    assert top.norm(0.0) == 0.5
+    assert top.get_cmap().name == viz.SIGNED_CMAP == "RdBu_r"
+    # Min-max scaling would paint the largest value (1.5) at the top of the scale; here it is near white.
+    assert top.norm(up.max()) < 0.55
+    ticks = tick_values(colorbars(fig)[0])
+    assert 0.0 in ticks and min(ticks) == pytest.approx(up.min())
+    # signed=False forces the min-max scale, an explicit cmap (jet) still works by name
+    fig = viz.overlay(image, cam, signed=False, cmap="jet")
+    top = panel_axes(fig)[0].images[1]
+    assert top.get_clim() == (up.min(), up.max()) and top.get_cmap().name == "jet"
+    # a non-negative map can be drawn on the signed scale too
+    fig = viz.overlay(image, np.abs(cam), signed=True)
+    assert panel_axes(fig)[0].images[1].norm(0.0) == 0.5
+
+
+def test_colorbar_ticks_do_not_crowd(rng):
+    image = rng.random((3, 16, 16))
+    for cam in [rng.standard_normal((8, 8)), -24.0 * rng.random((8, 8)) + 0.3, rng.random((8, 8)) * 1e-4]:
+        ticks = tick_values(colorbars(viz.overlay(image, cam))[0])
+        span = max(ticks) - min(ticks)
+        assert np.all(np.diff(ticks) >= 0.14 * span - 1e-12), ticks
 
 
 def test_overlay_on_a_grey_image_and_into_given_axes(rng):
@@ -159,6 +209,7 @@ def test_overlay_on_a_grey_image_and_into_given_axes(rng):
     assert out is fig
     assert ax.images[0].get_array().shape == (8, 8)
     assert ax.images[0].get_cmap().name == "gray"
+    assert not colorbars(fig)
 
 
 def test_overlay_of_a_flat_map_says_so(rng):
@@ -189,6 +240,11 @@ def test_show_signed_rgb_is_centred_and_unclipped(rng):
     drawn = np.asarray(panel_axes(fig)[0].images[0].get_array())
     np.testing.assert_allclose(drawn, viz.signed_to_rgb(g))
     assert drawn.min() >= 0.0 and drawn.max() <= 1.0
+    # Its colour bar gives each channel's raw value: -max|g| (black), 0 (grey), +max|g| (white).
+    (cbar,) = colorbars(fig)
+    m = np.abs(g).max()
+    assert tick_values(cbar) == [-m, 0.0, m]
+    assert cbar._colorbar.extend == "neither"
 
 
 @pytest.mark.parametrize("shape", [(1, 7, 9), (7, 9)])
@@ -201,6 +257,30 @@ def test_show_signed_one_channel_uses_a_symmetric_diverging_scale(rng, shape):
     np.testing.assert_array_equal(np.asarray(im.get_array()), g.reshape(7, 9))
     # Zero maps to the colormap's middle (white for RdBu_r).
     assert im.norm(0.0) == 0.5
+    assert tick_values(colorbars(fig)[0]) == [-m, 0.0, m]
+
+
+def test_percentile_scaling_clips_beyond_the_percentile_of_abs_g(rng):
+    g = rng.standard_normal((3, 16, 16)) * 0.01
+    g[0, 3, 4] = 5.0                                   # one huge gradient would make the rest faint
+    s = np.percentile(np.abs(g), 99)
+    assert viz.signed_scale(g, 99) == s and viz.signed_scale(g) == 5.0
+    out = viz.signed_to_rgb(g, percentile=99)
+    np.testing.assert_allclose(out, np.clip(0.5 + np.transpose(g, (1, 2, 0)) / (2 * s), 0, 1))
+    assert np.mean(np.abs(out - 0.5) > 0.1) > 0.3      # most pixels visibly off grey, not faint
+    assert np.mean(np.abs(viz.signed_to_rgb(g) - 0.5) > 0.1) < 0.01
+    assert np.sum(np.isin(out, (0.0, 1.0))) >= 1 and out[3, 4, 0] == 1.0
+    fig = viz.show_signed(g, percentile=99)
+    (cbar,) = colorbars(fig)
+    assert tick_values(cbar) == [-s, 0.0, s]
+    assert cbar._colorbar.extend == "both" and "p99" in cbar.get_ylabel()
+    # a mostly-zero map falls back to max|g|; an all-zero map stays grey
+    sparse = np.zeros((1, 40, 40))              # 1 of 1600 non-zero: the 99th percentile is 0
+    sparse[0, 0, 0] = -2.0
+    assert viz.signed_scale(sparse, 99) == 2.0
+    assert np.all(viz.signed_to_rgb(np.zeros((3, 4, 4)), percentile=99) == 0.5)
+    with pytest.raises(ValueError, match=r"percentile must be in \[50\.0, 100\.0\], got 10\.0"):
+        viz.signed_to_rgb(g, percentile=10)
 
 
 def test_show_signed_rejects_bad_channels(rng):
@@ -291,7 +371,7 @@ def test_grid_titles_show_true_label_prediction_and_explained_class(rng):
     fig = viz.explanation_grid(model, images, class_idx=other, class_names=list("abcd"), labels=[2, 0],
                                columns=("image",))
     first = panel_axes(fig)[0].get_title()
-    assert first.startswith(f"true: c, pred: {'abcd'[predicted[0]]}\nlogit ")
+    assert first.startswith(f"true: c\npred: {'abcd'[predicted[0]]} (p=")
     assert f"explaining: {'abcd'[other[0]]}" in first
     with pytest.raises(ValueError, match=r"labels must have shape \(2,\)"):
         viz.explanation_grid(model, images, labels=[1])
@@ -378,3 +458,60 @@ def test_grid_leaves_a_training_mode_model_as_it_found_it(rng):
     # the caches are still those of the user's forward: backward gives the same gradient as the twin's
     dscores = rng.standard_normal(scores.shape)
     np.testing.assert_array_equal(model.backward(dscores), twin.backward(dscores))
+
+
+# --------------------------------------------------------------------------
+# Classroom-readable figures: colour bars, title sizes, resolution, export
+# --------------------------------------------------------------------------
+
+
+def test_grid_has_a_raw_colour_bar_on_every_map_panel_and_readable_titles(rng):
+    model = gap_model()
+    fig = viz.explanation_grid(model, rng.random((2, 3, 12, 10)), suptitle="s")
+    panels = panel_axes(fig)
+    maps = [ax for i, ax in enumerate(panels) if viz.COLUMNS[i % len(viz.COLUMNS)] != "image"]
+    assert len(colorbars(fig)) == len(maps) == 2 * (len(viz.COLUMNS) - 1)
+    assert fig.dpi >= 100
+    for ax in panels:
+        assert ax.title.get_fontsize() >= 9, ax.get_title()
+    # CAM (signed) is centred at 0; Grad-CAM (ReLU) uses the uniform colormap; guided columns clip at p99.
+    cam_im, gc_im = panels[1].images[1], panels[2].images[1]
+    assert cam_im.norm(0.0) == 0.5 and cam_im.get_cmap().name == viz.SIGNED_CMAP
+    assert gc_im.get_cmap().name == viz.DEFAULT_CMAP
+    gb = fig.minicam_maps[0]["guided-backprop"]
+    np.testing.assert_allclose(np.asarray(panels[3].images[0].get_array()),
+                               viz.signed_to_rgb(gb, percentile=viz.GUIDED_PERCENTILE))
+    assert viz.GUIDED_PERCENTILE == 99.0
+
+
+def test_primitives_titles_and_figure_dpi(rng):
+    fig = viz.overlay(rng.random((3, 8, 8)), rng.random((4, 4)), title="t")
+    assert panel_axes(fig)[0].title.get_fontsize() >= 9 and fig.dpi >= 100
+    fig = viz.show_signed(rng.standard_normal((3, 8, 8)), title="t")
+    assert panel_axes(fig)[0].title.get_fontsize() >= 9
+    fig, _ = viz.figure(1, 2)
+    assert fig.dpi >= 100
+
+
+@pytest.mark.parametrize("preset, width_px", [("screen", 400), ("slide", 1920), ("paper", 1950)])
+def test_save_presets_set_size_and_resolution_and_leave_the_figure_alone(rng, tmp_path, preset, width_px):
+    from PIL import Image
+
+    fig = viz.overlay(rng.random((3, 8, 8)), rng.random((4, 4)))
+    fig.set_size_inches(4.0, 3.0)
+    path = viz.save(fig, tmp_path / f"{preset}.png", preset=preset)
+    with Image.open(path) as img:
+        w, h = img.size
+    assert abs(w - width_px) <= 2 and abs(h / w - 0.75) < 0.01
+    assert tuple(fig.get_size_inches()) == (4.0, 3.0)
+    assert viz.PRESETS[preset]["dpi"] >= 100
+
+
+def test_save_rejects_bad_arguments(rng, tmp_path):
+    fig = viz.overlay(rng.random((3, 8, 8)), rng.random((4, 4)))
+    with pytest.raises(ValueError, match=r"preset must be one of \['paper', 'screen', 'slide'\], got 'poster'"):
+        viz.save(fig, tmp_path / "a.png", preset="poster")
+    with pytest.raises(ValueError, match="dpi must be an int in \\[100, 600\\], got 72"):
+        viz.save(fig, tmp_path / "a.png", dpi=72)
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure, got str"):
+        viz.save("fig", tmp_path / "a.png")

@@ -4,7 +4,7 @@ Matplotlib is imported inside the functions, so ``import minicam`` needs only
 NumPy. Every function draws into the Axes it is given (``ax=...``) or into a
 new :class:`matplotlib.figure.Figure` made without ``pyplot``: nothing is shown,
 no global figure is left open, any backend (Agg included) works. Save with
-``fig.savefig("out.png")``; in Jupyter a returned Figure displays as the cell's
+``fig.savefig("out.png")`` or ``viz.save(fig, "out.png", preset="slide")``; in Jupyter a returned Figure displays as the cell's
 value.
 
 Two rooms:
@@ -15,19 +15,34 @@ Two rooms:
 - :mod:`minicam.viz.grid`, the explanation grid built on them and on the
   methods of :mod:`minicam.explain`.
 
-What is done to a map before it is drawn is stated, never hidden:
+What is done to a map before it is drawn is stated, never hidden, and every
+map panel can carry a colour bar in the map's **raw** units:
 
 - a Grad-CAM or CAM map (h, w) smaller than the image is *upsampled* with
-  :func:`minicam.upsample` (bilinear by default) and *min-max normalized* with
-  :func:`minicam.normalize`; the colorbar's end ticks give the raw minimum and
-  maximum, so the normalization can be undone by eye;
-- a signed map (saliency, guided backprop, Guided Grad-CAM) is centred at 0
-  with a symmetric scale: ``0.5 + g / (2 max|g|)`` per image, so zero is mid
-  grey, and nothing is clipped (:func:`signed_to_rgb`). A one-channel map is
-  drawn with a diverging colormap from ``-max|g|`` to ``+max|g|``.
+  :func:`minicam.upsample` (bilinear by default). An unsigned map (no value
+  < 0, e.g. after Grad-CAM's ReLU) is coloured from its minimum to its
+  maximum -- the picture of :func:`minicam.normalize` -- in a perceptually
+  uniform colormap (``inferno``; ``jet`` still works by name); a signed map
+  (CAM, Grad-CAM with ``relu=False``) is coloured on a symmetric scale
+  ``-max|m| .. +max|m|`` in a diverging colormap, white at 0, never min-max
+  scaled;
+- a gradient-like map (saliency, guided backprop, Guided Grad-CAM) is centred
+  at 0 with a symmetric scale: ``0.5 + g / (2 s)`` per image, zero mid grey
+  (:func:`signed_to_rgb`), with ``s = max|g|`` (nothing clipped) or, with
+  ``percentile=q``, the q-th percentile of ``|g|`` and larger values clipped
+  (the grid uses the 99th for guided backprop and Guided Grad-CAM). A
+  one-channel map is drawn with a diverging colormap from ``-s`` to ``+s``.
+
+Figures are made at 100 dpi with titles of at least 9 pt; :func:`save`
+exports one with a size and resolution preset (``"screen"``, ``"slide"``,
+``"paper"``).
 """
 
 from .figures import (
+    DEFAULT_CMAP,
+    GUIDED_PERCENTILE,
+    PRESETS,
+    SIGNED_CMAP,
     clean_axes,
     draw_boxes,
     draw_image,
@@ -36,7 +51,9 @@ from .figures import (
     mark_peak,
     overlay,
     prepare_map,
+    save,
     show_signed,
+    signed_scale,
     signed_to_rgb,
     to_display_image,
 )
@@ -44,6 +61,10 @@ from .grid import COLUMNS, explain_batch, explanation_grid, explanation_row
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_CMAP",
+    "GUIDED_PERCENTILE",
+    "PRESETS",
+    "SIGNED_CMAP",
     "clean_axes",
     "draw_boxes",
     "draw_image",
@@ -55,7 +76,9 @@ __all__ = [
     "mark_peak",
     "overlay",
     "prepare_map",
+    "save",
     "show_signed",
+    "signed_scale",
     "signed_to_rgb",
     "to_display_image",
 ]

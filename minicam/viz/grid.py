@@ -21,7 +21,18 @@ from ..explain.cams import cam, grad_cam
 from ..explain.gradients import guided_backprop, guided_grad_cam
 from ..explain.postprocess import check_interpolation
 from ..losses import softmax
-from .figures import clean_axes, draw_boxes, draw_image, figure, mark_peak, overlay, show_signed, to_display_image
+from .figures import (
+    GUIDED_PERCENTILE,
+    TITLE_SIZE,
+    clean_axes,
+    draw_boxes,
+    draw_image,
+    figure,
+    mark_peak,
+    overlay,
+    show_signed,
+    to_display_image,
+)
 
 __all__ = ["COLUMNS", "explain_batch", "explanation_row", "explanation_grid"]
 
@@ -129,12 +140,12 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
         if col == "image":
             draw_image(ax, image)
             pred = _class_name(class_names, predicted)
-            title = f"pred: {pred}\nlogit {scores[predicted]:.2f}, p={probs[predicted]:.2f}"
+            title = f"pred: {pred} (p={probs[predicted]:.2f})\nlogit {scores[predicted]:.2f}"
             if label is not None:
-                title = f"true: {_class_name(class_names, label)}, " + title
+                title = f"true: {_class_name(class_names, label)}\n" + title
             if class_idx != predicted:
                 title += f"\nexplaining: {explained} (p={probs[class_idx]:.2f})"
-            ax.set_title(title, fontsize=7)
+            ax.set_title(title, fontsize=TITLE_SIZE)
         elif col in ("cam", "grad-cam", "counterfactual"):
             raw = row[col]
             col_title = _COLUMN_TITLES[col]
@@ -142,8 +153,8 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
                 draw_image(ax, image)
                 ax.imshow(np.zeros((H, W)), cmap="gray", alpha=0.7, vmin=0, vmax=1)
                 ax.text(0.5, 0.5, "n/a: no GAP→Linear\nhead after\n" + repr(layer), transform=ax.transAxes,
-                        ha="center", va="center", fontsize=7, color="white")
-                ax.set_title(col_title, fontsize=7)
+                        ha="center", va="center", fontsize=8, color="white")
+                ax.set_title(col_title, fontsize=TITLE_SIZE)
                 continue
             sub = {"cam": "signed", "grad-cam": "ReLU", "counterfactual": "ReLU of −α"}[col]
             overlay(image, raw, alpha=alpha, cmap=cmap, ax=ax, interpolation=interpolation, colorbar=colorbar,
@@ -152,7 +163,8 @@ def _draw_row(axes, image, computed, i, columns, class_names, boxes, box_labels,
                 row["peaks"][col] = mark_peak(ax, raw, (H, W), interpolation=interpolation)
         else:
             col_title = _COLUMN_TITLES[col]
-            show_signed(row[col], ax=ax, colorbar=colorbar, title=f"{col_title}\n→ {explained} (signed)")
+            show_signed(row[col], ax=ax, colorbar=colorbar, title=f"{col_title}\n→ {explained} (signed)",
+                        percentile=GUIDED_PERCENTILE)
         if boxes is not None and col not in ("guided-backprop", "guided-grad-cam"):
             draw_boxes(ax, boxes, labels=box_labels if col == "image" else None)
     return row
@@ -170,7 +182,7 @@ def explanation_row(
     box_labels=None,
     interpolation="bilinear",
     alpha=0.5,
-    cmap="jet",
+    cmap=None,
     show_peak=False,
     colorbar=True,
     label=None,
@@ -197,10 +209,14 @@ def explanation_row(
     interpolation : {"bilinear", "nearest"}
         Upsampling of CAM/Grad-CAM maps for display and inside Guided Grad-CAM.
     alpha, cmap
-        As in :func:`overlay`.
+        As in :func:`overlay` (``cmap=None``: a perceptually uniform colormap
+        for the ReLU maps, a diverging one centred at 0 for signed CAM).
     show_peak : bool
         Mark the maximum of each upsampled CAM/Grad-CAM map with ``+``.
     colorbar : bool
+        A colour bar in raw units on every map panel. Guided backprop and
+        Guided Grad-CAM are drawn on a symmetric scale clipped at the
+        99th percentile of ``|g|`` (:data:`minicam.viz.figures.GUIDED_PERCENTILE`).
     label : int, optional
         The image's true class, shown next to the prediction.
 
@@ -236,7 +252,7 @@ def explanation_grid(
     box_labels=None,
     interpolation="bilinear",
     alpha=0.5,
-    cmap="jet",
+    cmap=None,
     show_peak=False,
     colorbar=True,
     panel=2.0,
@@ -302,5 +318,5 @@ def explanation_grid(
         for i in range(n)
     ]
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
+        fig.suptitle(suptitle, fontsize=TITLE_SIZE + 1)
     return fig
