@@ -11,6 +11,9 @@ so that an explanation map can be scored against the truth
 - :func:`scenes` -- two shapes of *different* classes per image, never
   touching, each with its own box and mask: for class discrimination and
   counterfactual explanations.
+- :func:`biased_shapes` -- :func:`shapes` plus a coloured corner mark whose
+  colour follows the class with probability ``bias`` (the dataset-bias study);
+  the mark's pixels are returned too (``cue_masks``).
 - :func:`cluttered_digits` -- a real handwritten 8x8 UCI digit, scaled up and
   placed at random on a noisy grayscale canvas among fragments of other
   digits. A fixed 20% of the 1797 handwritten digits never appear in the
@@ -34,6 +37,7 @@ on: ``shapes(500, seed=123)`` is fresh held-out data for ``shapes-gap``.
 """
 
 from .base import DISTRACTOR_MARGIN, Dataset
+from .biased import CUE_COLOR_NAMES, CUE_COLORS, BiasedDataset, biased_shapes
 from .catalog import DATASETS, load_dataset
 from .digits import (
     DIGIT_CLASSES,
@@ -51,6 +55,10 @@ __all__ = [
     "Dataset",
     "shapes",
     "scenes",
+    "biased_shapes",
+    "BiasedDataset",
+    "CUE_COLORS",
+    "CUE_COLOR_NAMES",
     "cluttered_digits",
     "load_dataset",
     "DATASETS",

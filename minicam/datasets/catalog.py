@@ -1,5 +1,6 @@
 """Datasets by name, for the command line and the training recipes."""
 
+from .biased import biased_shapes
 from .digits import cluttered_digits
 from .synthetic import scenes, shapes
 
@@ -8,6 +9,7 @@ __all__ = ["DATASETS", "load_dataset"]
 DATASETS = {
     "shapes": shapes,
     "scenes": scenes,
+    "biased_shapes": biased_shapes,
     "digits": cluttered_digits,
     "cluttered_digits": cluttered_digits,
 }
@@ -19,7 +21,7 @@ def load_dataset(name, n, seed=0, **kwargs):
     Parameters
     ----------
     name : str
-        ``"shapes"``, ``"scenes"`` or ``"digits"`` (alias ``"cluttered_digits"``).
+        ``"shapes"``, ``"scenes"``, ``"biased_shapes"`` or ``"digits"`` (alias ``"cluttered_digits"``).
     n : int
         Number of images.
     seed : int or numpy.random.Generator

@@ -1,0 +1,203 @@
+"""minicam.diagnose: attacks (gradient, budget, untouched model and input), failure modes, bias, concepts.
+
+Studies on the bundled models run on small held-out sets; the thresholds hold the direction of each
+effect with a margin below what was measured (numbers in each test's comment).
+"""
+
+import numpy as np
+import pytest
+
+import minicam as mc
+import minicam.diagnose as dg
+from minicam.datasets.biased import biased_shapes
+from minicam.gradcheck import numerical_gradient, rel_error
+
+from explain_nets import INPUT, gap_net
+
+
+def _state(model):
+    """Everything an attack could change: mode, parameters, buffers, gradients, cached outputs."""
+    return (model.training, {k: v.copy() for k, v in model.state_dict().items()},
+            [(n, g.copy()) for n, g in model.named_gradients()],
+            {k: v.copy() for k, v in model.outputs.items()})
+
+
+def _same_state(a, b):
+    assert a[0] == b[0]
+    assert a[1].keys() == b[1].keys() and all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+    assert len(a[2]) == len(b[2]) and all(n1 == n2 and np.array_equal(g1, g2) for (n1, g1), (n2, g2) in zip(a[2], b[2]))
+    assert a[3].keys() == b[3].keys() and all(np.array_equal(a[3][k], b[3][k]) for k in a[3])
+
+
+@pytest.fixture(scope="module")
+def shapes_gap():
+    return mc.zoo.pretrained("shapes-gap")
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return mc.datasets.shapes(60, seed=123)
+
+
+def _images(rng, n=3):
+    return rng.uniform(0.05, 0.95, size=(n, *INPUT))
+
+
+# -- attacks --------------------------------------------------------------------------------------
+
+
+def test_loss_input_gradient_matches_central_differences(rng):
+    model = gap_net(seed=3)
+    x = _images(rng)
+    labels = np.array([0, 2, 4])
+    loss, dx = dg.loss_input_gradient(model, x, labels)
+    num = numerical_gradient(lambda z: mc.softmax_cross_entropy(model.forward(z), labels)[0], x, 1.0)
+    assert loss == pytest.approx(mc.softmax_cross_entropy(model.forward(x), labels)[0])
+    assert rel_error(dx, num) < 1e-7  # measured ~1e-10
+
+
+def test_fgsm_is_the_signed_gradient_step_clipped(rng):
+    model = gap_net(seed=3)
+    x = _images(rng)
+    x[0, 0, 0, 0], x[1, 1, 2, 3] = 0.0, 1.0  # pixels at the border of [0, 1]
+    labels = [1, 1, 3]
+    _, dx = dg.loss_input_gradient(model, x, labels)
+    adv = dg.fgsm(model, x, labels, 0.1)
+    assert np.array_equal(adv, np.clip(x + 0.1 * np.sign(dx), 0, 1))
+    assert adv.min() >= 0 and adv.max() <= 1 and np.abs(adv - x).max() <= 0.1 + 1e-15
+    assert np.array_equal(dg.fgsm(model, x, labels, 0.0), x)
+
+
+def test_fgsm_raises_the_loss(rng):
+    model = gap_net(seed=3)
+    x = _images(rng)
+    labels = np.array([0, 2, 4])
+    before, _ = dg.loss_input_gradient(model, x, labels)
+    after, _ = dg.loss_input_gradient(model, dg.fgsm(model, x, labels, 0.01), labels)
+    assert after > before
+
+
+def test_pgd_stays_in_the_ball_and_beats_fgsm(shapes_gap, heldout):
+    x, y = heldout.images[:20], heldout.labels[:20]
+    eps = 2 / 255
+    adv = dg.pgd(shapes_gap, x, y, eps, step=eps / 4, n_steps=8, rng=0)
+    assert np.abs(adv - x).max() <= eps + 1e-12 and adv.min() >= 0 and adv.max() <= 1
+    loss_pgd, _ = dg.loss_input_gradient(shapes_gap, adv, y)
+    loss_fgsm, _ = dg.loss_input_gradient(shapes_gap, dg.fgsm(shapes_gap, x, y, eps), y)
+    assert loss_pgd > loss_fgsm  # measured 2.1 vs 1.1
+    # no rng: deterministic, and one step of size eps is FGSM
+    assert np.array_equal(dg.pgd(shapes_gap, x, y, eps, step=eps, n_steps=1), dg.fgsm(shapes_gap, x, y, eps))
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_attacks_leave_model_and_input_untouched(rng, attack):
+    model = gap_net(seed=3, batchnorm=True, dropout=False).train()  # train mode: BatchNorm would update
+    x = _images(rng)
+    model.forward(x[:1])
+    x_copy = x.copy()
+    x.setflags(write=False)
+    before = _state(model)
+    if attack == "fgsm":
+        dg.fgsm(model, x, [0, 1, 2], 0.05)
+    else:
+        dg.pgd(model, x, [0, 1, 2], 0.05, step=0.02, n_steps=3, rng=1)
+    _same_state(before, _state(model))
+    assert np.array_equal(x, x_copy)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"eps": -0.1}, "eps"), ({"eps": float("nan")}, "eps"), ({"eps": float("inf")}, "eps"),
+    ({"step": 0.0}, "step"), ({"step": -1.0}, "step"), ({"n_steps": 0}, "n_steps"),
+])
+def test_attacks_refuse_bad_budgets(rng, kwargs, match):
+    model, x = gap_net(seed=3), _images(rng)
+    args = {"eps": 0.1, "step": 0.01, "n_steps": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        dg.pgd(model, x, 0, **args)
+    if "eps" in kwargs:
+        with pytest.raises(ValueError, match="eps"):
+            dg.fgsm(model, x, 0, kwargs["eps"])
+
+
+def test_attacks_refuse_bad_types_and_ranges(rng):
+    model, x = gap_net(seed=3), _images(rng)
+    with pytest.raises(TypeError, match="eps"):
+        dg.fgsm(model, x, 0, "0.1")
+    with pytest.raises(TypeError, match="n_steps"):
+        dg.pgd(model, x, 0, 0.1, 0.01, 2.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dg.fgsm(model, x * 3, 0, 0.1)
+    with pytest.raises(ValueError, match="class_idx"):
+        dg.fgsm(model, x, [0, 1], 0.1)
+
+
+def test_attack_study_on_the_bundled_model(shapes_gap, heldout):
+    rows = dg.attack_study(shapes_gap, heldout, [0.0, 4 / 255], "fgsm")
+    assert rows[0]["success"] == 0.0
+    strong = rows[1]
+    # measured on shapes(300, seed=123): success 81%; true-class pointing 0.90 clean -> 0.54 attacked
+    assert strong["success"] > 0.5
+    assert strong["pointing_adv"] < strong["pointing_clean"]
+    assert strong["pointing_adv"] > 0.2  # still far above a random peak (~0.1 of the image is object)
+    with pytest.raises(ValueError, match="budgets"):
+        dg.attack_study(shapes_gap, heldout, [-1.0])
+    with pytest.raises(ValueError, match="attack"):
+        dg.attack_study(shapes_gap, heldout, [0.1], attack="cw")
+
+
+# -- failure modes --------------------------------------------------------------------------------
+
+
+def test_failure_summary_on_the_bundled_model(shapes_gap):
+    ds = mc.datasets.shapes(400, seed=123)
+    out = dg.failure_summary(shapes_gap, ds)
+    table = {row["group"]: row for row in out["table"]}
+    wrong = out["wrong"]
+    assert np.array_equal(wrong, np.flatnonzero(out["pred"] != ds.labels)) and 3 <= len(wrong) <= 30
+    assert out["maps"]["predicted"].shape == (len(wrong), 32, 32)
+    # measured on shapes(1000, seed=123), 28 wrong: pointing 0.68 (wrong, predicted class) vs 0.91 (right);
+    # counterfactual 0.04
+    assert table["wrong: predicted class"]["pointing"] < table["right: predicted class"]["pointing"]
+    assert table["right: predicted class"]["pointing"] > 0.8
+    assert table["wrong: counterfactual"]["pointing"] < table["wrong: predicted class"]["pointing"]
+    with pytest.raises(ValueError, match="one object"):
+        dg.failure_summary(shapes_gap, mc.datasets.scenes(2, seed=0))
+
+
+# -- dataset bias ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bias_rows():
+    models = {name: dg.bias_model(name) for name in dg.BIAS_MODELS}
+    return {row["model"]: row for row in dg.bias_study(models, n=120)}
+
+
+def test_biased_model_learned_the_cue_and_the_balanced_one_the_object(bias_rows):
+    biased, balanced = bias_rows["biased"], bias_rows["balanced"]
+    # measured on 300 images: biased 1.00 on biased data, 0.29 decorrelated; balanced 0.83 / 0.82
+    assert biased["acc_biased"] > 0.95 and biased["acc_decorrelated"] < 0.45
+    assert balanced["acc_decorrelated"] > 0.7
+    assert abs(balanced["acc_biased"] - balanced["acc_decorrelated"]) < 0.1
+    # measured: biased cue energy 0.40, object 0.04, peak on cue 0.98; balanced cue 0.03, object 0.39, peak on object 0.74
+    assert biased["cue_energy"] > 3 * biased["object_energy"] and biased["peak_on_cue"] > 0.8
+    assert balanced["object_energy"] > 3 * balanced["cue_energy"] and balanced["peak_on_object"] > 0.5
+
+
+def test_cue_region_grows_the_square_without_the_object():
+    ds = biased_shapes(10, 1)
+    region = dg.cue_region(ds, 4)
+    assert (region >= ds.cue_masks & ~ds.masks).all() and not (region & ds.masks).any()
+    assert np.array_equal(dg.cue_region(ds, 0), ds.cue_masks)
+    assert (region.sum(axis=(1, 2)) <= 13 * 13).all()
+    with pytest.raises(TypeError, match="BiasedDataset"):
+        dg.cue_vs_object(gap_net(), mc.datasets.shapes(2, seed=0))
+
+
+def test_train_bias_model_is_a_short_recipe():
+    model = dg.train_bias_model(1.0, widths=(4, 4), n_train=64, epochs=1, batch_size=32)
+    assert not model.training and model["conv1"].params["W"].dtype == np.float32
+    with pytest.raises(ValueError, match="bias"):
+        dg.train_bias_model(2.0, n_train=8, epochs=1)
+    with pytest.raises(ValueError, match="name"):
+        dg.bias_model("fair")
