@@ -126,7 +126,7 @@ def _save(fig, path, dpi):
     return str(path)
 
 
-def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
+def run_demo(out_dir="minicam-demo", dpi=100, verbose=True, file=None):
     """Explain held-out images with the bundled models; write figures; report.
 
     Parameters
@@ -134,7 +134,7 @@ def run_demo(out_dir="minicam-demo", dpi=80, verbose=True, file=None):
     out_dir : str or os.PathLike
         Created if missing; PNG figures are written there.
     dpi : int
-        Resolution of the PNGs (a panel is 2 inches).
+        Resolution of the PNGs (a panel is 2 inches; 100 dpi: 200 pixels).
     verbose : bool
         Print the report as it is built.
     file : writable text stream, optional
