@@ -20,9 +20,11 @@ Every function leaves the model as it found it and never writes into its inputs.
 from .adversarial import attack_study
 from .attacks import check_budget, fgsm, loss_input_gradient, pgd
 from .bias import BIAS_MODELS, BIAS_RECIPE, CUE_MARGIN, bias_model, bias_study, cue_region, cue_vs_object, train_bias_model
+from .concepts import ConceptTable, channel_concepts, channel_contributions, explain_text, pretrained_concepts
 from .failures import failure_maps, failure_summary, misclassified
 
 __all__ = [
-    "BIAS_MODELS", "BIAS_RECIPE", "CUE_MARGIN", "attack_study", "cue_region", "bias_model", "bias_study", "check_budget", "cue_vs_object",
+    "BIAS_MODELS", "BIAS_RECIPE", "ConceptTable", "channel_concepts", "channel_contributions", "explain_text",
+    "pretrained_concepts", "CUE_MARGIN", "attack_study", "cue_region", "bias_model", "bias_study", "check_budget", "cue_vs_object",
     "failure_maps", "failure_summary", "fgsm", "loss_input_gradient", "misclassified", "pgd", "train_bias_model",
 ]
