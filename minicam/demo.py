@@ -348,6 +348,9 @@ METHODS = (
 )
 """Method names of :func:`explain_image` (and of ``python -m minicam explain --method``)."""
 
+EMBEDDING_METHODS = ("embedding-grad-cam", "embedding-db")
+"""Methods of :func:`explain_image` for an embedding network (``shapes-embed``): see :mod:`minicam.embedding_demo`."""
+
 # Methods of the input gradient or of the input itself: no feature map.
 _LAYERLESS = ("guided-backprop", "saliency", "saliency-map", "deconvnet", "occlusion", "smoothgrad")
 
@@ -421,8 +424,8 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
     stream = sys.stdout if file is None else file
     if model_name not in zoo.PRETRAINED:
         raise ValueError(f"model must be one of the bundled models {sorted(zoo.PRETRAINED)}, got {model_name!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method not in METHODS + EMBEDDING_METHODS:
+        raise ValueError(f"method must be one of {list(METHODS + EMBEDDING_METHODS)}, got {method!r}")
     path = Path(os.fspath(path))
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {str(path)!r}")
@@ -448,6 +451,12 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
         if problem:
             raise ValueError(problem)
     _check_dpi(dpi)
+    if info.get("architecture") == "embed" or method in EMBEDDING_METHODS:
+        # No classes: explained by its neighbours in a gallery (minicam.embedding_demo).
+        from .embedding_demo import explain_embedding_file
+
+        return explain_embedding_file(path, model_name, method, class_idx=class_idx, layer=layer, out=out, dpi=dpi,
+                                      verbose=verbose, file=file)
     if class_idx is not None and method == "eigen-cam":
         raise ValueError(f"method 'eigen-cam' is class-agnostic (a principal component of the map) and takes no class, "
                          f"got class_idx={class_idx!r}")

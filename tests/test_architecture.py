@@ -38,6 +38,7 @@ FLOORS = {
     "minicam.viz": 7,
     "minicam.evaluation": 8,
     "minicam.embedding_study": 8,
+    "minicam.embedding_demo": 8,
     "minicam.demo": 8,
     "minicam.exercises": 8,
     "minicam.bench": 8,

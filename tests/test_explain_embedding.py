@@ -221,3 +221,57 @@ def test_database_bad_input(net, database):
         embedding_db.build_database(net, images, n_clusters=2, n_references=2, k=9)
     with pytest.raises(ValueError, match="embeddings contains NaN"):
         db.weights_for(np.full((1, 5), np.nan))
+
+
+# -- the explain command for shapes-embed (minicam.embedding_demo) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shape_png(tmp_path_factory):
+    Image = pytest.importorskip("PIL.Image")
+    ds = mc.datasets.shapes(1, seed=99)
+    path = tmp_path_factory.mktemp("img") / "cross.png"
+    Image.fromarray(np.round(ds.images[0].transpose(1, 2, 0) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_cli_explains_an_embedding_with_the_database_and_without_a_backward_pass(shape_png, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from minicam.__main__ import main
+
+    def no_backward(*args, **kwargs):
+        raise AssertionError("backward pass called")
+
+    with monkeypatch.context() as m:
+        m.setattr(mc.Sequential, "backward", no_backward)
+        assert main(["explain", str(shape_png), "--model", "shapes-embed", "--method", "embedding-db",
+                     "--out", str(tmp_path / "db.png")]) == 0
+    text = capsys.readouterr().out
+    assert "nearest gallery shapes" in text and "cross" in text and (tmp_path / "db.png").stat().st_size > 0
+    assert main(["explain", str(shape_png), "--model", "shapes-embed", "--method", "embedding-grad-cam",
+                 "--out", str(tmp_path / "gc.png")]) == 0
+    assert (tmp_path / "gc.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "shapes-embed", "--method", "grad-cam"], "shapes-embed is an embedding network (no class scores)"),
+    (["--model", "shapes-gap", "--method", "embedding-db"], "shapes-gap is a classifier"),
+    (["--model", "shapes-embed", "--method", "embedding-db", "--class", "1"], "has no classes to explain, got class 1"),
+    (["--model", "shapes-embed", "--method", "embedding-db", "--layer", "relu3"], "holds weights of layer 'relu5'"),
+])
+def test_cli_embedding_errors_exit_2(shape_png, tmp_path, capsys, args, words):
+    from minicam.__main__ import main
+
+    assert main(["explain", str(shape_png), *args, "--out", str(tmp_path / "never.png")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_bundled_database_is_what_its_command_builds(tmp_path):
+    from minicam import embedding_demo
+
+    bundled = embedding_demo.bundled_database()
+    rebuilt = embedding_demo.build_bundled_database(tmp_path / "db.npz")
+    for key in ("centres", "cluster_weights", "keys", "key_weights"):
+        np.testing.assert_allclose(getattr(bundled, key), getattr(rebuilt, key), rtol=1e-9, atol=1e-12, err_msg=key)
+    np.testing.assert_array_equal(bundled.top_channels, rebuilt.top_channels)
