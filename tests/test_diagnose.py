@@ -276,3 +276,22 @@ def test_cli_explain_text_prints_the_sentence(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "predicted circle (logit" in out and "for: channel" in out and "against:" in out
     assert (tmp_path / "out.png").is_file()
+
+
+# -- Grad-CAM at every layer (minicam.viz.layers) -------------------------------------------------
+
+
+def test_layer_sweep_maps_and_figure(shapes_gap, heldout):
+    from minicam.viz.layers import layer_sweep, sweep_layers, sweep_maps
+
+    x = heldout.images[:3]
+    assert sweep_layers(shapes_gap, x.shape) == ["relu1", "relu2", "relu3", "relu4", "relu5"]
+    maps = sweep_maps(shapes_gap, x, heldout.labels[:3])
+    assert [m.shape for m in maps.values()] == [(3, 16, 16)] + [(3, 8, 8)] * 4
+    np.testing.assert_array_equal(maps["relu5"], mc.grad_cam(shapes_gap, x, heldout.labels[:3]))
+    fig = layer_sweep(shapes_gap, x[0], class_names=heldout.class_names, mask=heldout.masks[0])
+    assert len(fig.axes) == 2 * 6 + 5  # two rows of panels + one colour bar per upsampled map
+    with pytest.raises(ValueError, match="4-D"):
+        sweep_maps(shapes_gap, x, 0, layers=["gap"])
+    with pytest.raises(ValueError, match="one image"):
+        layer_sweep(shapes_gap, x)

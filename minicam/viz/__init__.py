@@ -13,7 +13,9 @@ Two rooms:
   :func:`draw_image`, :func:`overlay`, :func:`show_signed`, boxes, mask
   outlines and peaks;
 - :mod:`minicam.viz.grid`, the explanation grid built on them and on the
-  methods of :mod:`minicam.explain`.
+  methods of :mod:`minicam.explain`;
+- :mod:`minicam.viz.layers`, Grad-CAM of one image and class at every layer
+  (:func:`layer_sweep`).
 
 What is done to a map before it is drawn is stated, never hidden, and every
 map panel can carry a colour bar in the map's **raw** units:
@@ -58,6 +60,7 @@ from .figures import (
     to_display_image,
 )
 from .grid import COLUMNS, explain_batch, explanation_grid, explanation_row
+from .layers import layer_sweep, sweep_layers, sweep_maps
 
 __all__ = [
     "COLUMNS",
@@ -73,6 +76,7 @@ __all__ = [
     "explanation_grid",
     "explanation_row",
     "figure",
+    "layer_sweep",
     "mark_peak",
     "overlay",
     "prepare_map",
@@ -80,5 +84,7 @@ __all__ = [
     "show_signed",
     "signed_scale",
     "signed_to_rgb",
+    "sweep_layers",
+    "sweep_maps",
     "to_display_image",
 ]
