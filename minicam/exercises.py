@@ -1,8 +1,9 @@
 """Exercise checkers: compare a student's function with minicam's reference.
 
 The notebooks ask students to write a few functions themselves -- a ReLU
-backward, a max-pool backward, a convolution forward and backward, Grad-CAM's
-channel weights. Each ``check_*`` function below runs the student's function
+backward (three rules), a max-pool backward, a convolution forward and
+backward, Grad-CAM's channel weights, the full Grad-CAM map, Guided Grad-CAM
+and the counterfactual map. Each ``check_*`` function below runs the student's function
 and the library's reference on several random inputs (non-square shapes,
 stride 2, padding, overlapping windows, max-pool ties, exact zeros at the
 ReLU kink), prints a mine-vs-reference report and returns ``True`` when every
@@ -11,8 +12,10 @@ case matches.
 A failure report names the case (shapes and hyper-parameters), each output's
 shape (yours and the reference's), the norm-wise relative error
 (:func:`minicam.gradcheck.rel_error`) and the first differing positions with
-both values, followed by the conventions that most often explain the
-difference. A function that still raises ``NotImplementedError`` is reported
+both values, then a *diagnosis* when the answer equals a known mistake
+(a missing ReLU, a sum instead of a mean, the wrong rule or sign, nearest
+instead of bilinear upsampling, ...), followed by the conventions that most
+often explain the difference. A function that still raises ``NotImplementedError`` is reported
 as "not attempted yet", so a notebook full of stubs still runs top to bottom.
 
 Usage in a notebook::
@@ -39,7 +42,7 @@ import numpy as np
 
 from . import functional as F
 from ._validate import check_int
-from .explain import grad_cam
+from .explain import combine, grad_cam, guided_backprop, guided_grad_cam, layer_gradients, normalize, saliency, upsample
 from .gradcheck import CONV_CASES, rel_error
 from .layers import RELU_MODES, Conv2d, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, ReLU
 from .model import Sequential
@@ -52,6 +55,9 @@ __all__ = [
     "check_conv_forward",
     "check_conv_backward",
     "check_grad_cam_weights",
+    "check_grad_cam",
+    "check_guided_grad_cam",
+    "check_counterfactual",
     "last_report",
 ]
 
@@ -80,11 +86,25 @@ def last_report():
 class _Case:
     """One input set: a label, keyword arguments and the reference outputs."""
 
-    def __init__(self, label, kwargs, expected, context=None):
+    def __init__(self, label, kwargs, expected, context=None, mistakes=()):
         self.label = label
         self.kwargs = kwargs
         self.expected = expected  # dict name -> ndarray, in output order
         self.context = context  # callable(output name, index) -> str, or None
+        self.mistakes = mistakes  # (output name, what that mistake gives, diagnosis), tried in order
+
+
+def _diagnose(case, names, results):
+    """The diagnosis of the first known mistake the student's outputs reproduce, or None."""
+    mine = dict(zip(names, results))
+    for name, wrong, message in case.mistakes:
+        try:
+            value = np.asarray(mine[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if value.shape == wrong.shape and np.all(np.isfinite(value)) and rel_error(value, wrong) <= TOL:
+            return message
+    return None
 
 
 def _fmt(value):
@@ -157,6 +177,9 @@ def _run(title, student_fn, cases, hints, raise_on_fail, verbose):
             lines = [f"{title}: FAILED on case {number} of {len(cases)}: {case.label}",
                      f"  your function raised {type(err).__name__}: {err}"]
             lines += _failure_location(err, student_fn)
+            if hints:
+                lines.append("  conventions to check:")
+                lines += [f"    - {hint}" for hint in hints]
             break
         names = list(case.expected)
         if len(names) == 1:
@@ -181,6 +204,9 @@ def _run(title, student_fn, cases, hints, raise_on_fail, verbose):
             if modified:
                 lines.append(f"  your function wrote into its argument(s) {modified}: "
                              "minicam functions never modify their inputs (work on a copy)")
+            diagnosis = _diagnose(case, names, results) if problems else None
+            if diagnosis:
+                lines.append(f"  diagnosis: {diagnosis}")
             if hints:
                 lines.append("  conventions to check:")
                 lines += [f"    - {hint}" for hint in hints]
@@ -240,6 +266,17 @@ def _relu_cases(rng):
     return cases
 
 
+_RELU_RULE_MISTAKE = {
+    ("standard", "guided"): "you kept only dout > 0 (the guided rule): the gradient passes dout of either sign "
+                            "where x > 0",
+    ("standard", "deconvnet"): "you masked with dout > 0 (the deconvnet rule): the gradient masks with x > 0",
+    ("guided", "standard"): "you masked with x > 0 only (the gradient): the guided rule also drops dout <= 0",
+    ("guided", "deconvnet"): "you masked with dout > 0 only (deconvnet): the guided rule also needs x > 0",
+    ("deconvnet", "standard"): "you masked with x > 0 (the gradient): deconvnet ignores x and keeps dout > 0",
+    ("deconvnet", "guided"): "you masked with x > 0 as well (the guided rule): deconvnet ignores x",
+}
+
+
 def check_relu_backward(student_fn, mode="standard", seed=0, raise_on_fail=False, verbose=True):
     """Check a ReLU backward pass (standard, guided or deconvnet rule).
 
@@ -274,16 +311,24 @@ def check_relu_backward(student_fn, mode="standard", seed=0, raise_on_fail=False
         relu = ReLU()
         relu.forward(x)
         dx = relu.backward(dout, mode=mode)
+        rules = {m: relu.backward(dout, mode=m) for m in RELU_MODES}
+        mistakes = [("dx", rules[m], _RELU_RULE_MISTAKE[mode, m]) for m in RELU_MODES if m != mode]
+        if mode != "deconvnet":  # the kink of x matters only to the rules that read x
+            at_kink = dout * (x >= 0) * ((dout > 0) if mode == "guided" else 1.0)
+            mistakes.append(("dx", at_kink, "you let the gradient through where x = 0 (x >= 0): ReLU'(0) = 0, "
+                                            "so the mask is x > 0, strictly"))
+        mistakes.append(("dx", dout, "dx = dout: the mask is missing"))
         cases.append(_Case(f"x and dout of shape {x.shape}, with exact zeros in both",
-                           {"dout": dout, "x": x}, {"dx": dx}, _x_context(x, dout)))
-    hints = [
-        "ReLU'(0) = 0: the gradient passes where x > 0 (strictly), not x >= 0",
-        "the result has the shape of x; multiply dout by a mask, do not replace it",
-    ]
-    if mode == "guided":
-        hints.append("guided: keep dout only where x > 0 AND dout > 0 (both masks)")
-    elif mode == "deconvnet":
-        hints.append("deconvnet: keep dout where dout > 0, whatever the sign of x")
+                           {"dout": dout, "x": x}, {"dx": dx}, _x_context(x, dout), mistakes))
+    hints = {
+        "standard": ["dx = dout * [x > 0]; ReLU'(0) = 0: the gradient passes where x > 0 (strictly), not x >= 0",
+                     "the sign of dout does not matter: negative gradients pass too"],
+        "guided": ["guided: keep dout only where x > 0 AND dout > 0 (both masks, both strict)",
+                   "x > 0 comes from the forward pass (ReLU'(0) = 0); dout > 0 drops negative gradients"],
+        "deconvnet": ["deconvnet: dx = dout * [dout > 0], the positive part of dout",
+                      "the forward input x plays no role in this rule: do not mask with it"],
+    }[mode]
+    hints.append("the result has the shape of x; multiply dout by a mask, do not replace it")
     return _run(f"check_relu_backward(mode={mode!r})", student_fn, cases, hints, raise_on_fail, verbose)
 
 
@@ -536,3 +581,161 @@ def check_grad_cam_weights(student_fn, seed=0, raise_on_fail=False, verbose=True
         "alpha equals the last Linear layer's weights / Z only for the LAST map of a GAP network",
     ]
     return _run("check_grad_cam_weights", student_fn, cases, hints, raise_on_fail, verbose)
+
+
+# --------------------------------------------------------------------------
+# The full maps: Grad-CAM, its counterfactual, Guided Grad-CAM
+# --------------------------------------------------------------------------
+
+
+def _map_cases(seed):
+    """Cases of the map checkers: the weight checker's networks, a class that is not the prediction."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for label, model, x, layer in _weight_cases(rng):
+        n = len(x)
+        scores = model.forward(x)
+        predicted = scores.argmax(axis=1)
+        class_idx = (predicted + 1 + rng.integers(0, scores.shape[1] - 1, size=n)) % scores.shape[1]
+        ref = copy.deepcopy(model)
+        A, dA = layer_gradients(ref, x, class_idx, layer=layer)  # (N, K, h, w) each
+        alpha = dA.mean(axis=(2, 3))  # (N, K)
+        signed = combine(alpha, A)  # (N, h, w)
+        parts = {"model": ref, "x": x, "class_idx": class_idx, "predicted": predicted, "layer": layer, "A": A,
+                 "dA": dA, "alpha": alpha, "signed": signed}
+        cases.append((f"{label}, x {x.shape}, layer={layer!r}, class_idx={class_idx.tolist()}",
+                      {"model": model, "x": x, "class_idx": class_idx, "layer": layer}, parts))
+    return cases
+
+
+def check_grad_cam(student_fn, seed=0, raise_on_fail=False, verbose=True):
+    """Check the full Grad-CAM map (Selvaraju et al. 2017, eqs. 1-2), at the layer's resolution.
+
+    Parameters
+    ----------
+    student_fn : callable
+        ``student_fn(model, x, class_idx, layer) -> L``, called with keywords,
+        as in :func:`check_grad_cam_weights`. Returns ``L``, shape (N, h, w):
+        ``ReLU(sum_k alpha_k A^k)`` with ``A`` the output of ``layer``, raw
+        (not normalised, not upsampled).
+    seed, raise_on_fail, verbose
+        As in :func:`check_relu_backward`.
+
+    Returns
+    -------
+    bool
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    cases = []
+    for label, kwargs, p in _map_cases(seed):
+        L = np.maximum(p["signed"], 0.0)
+        h, w = L.shape[1:]
+        batch_alpha = np.broadcast_to(p["dA"].mean(axis=(0, 2, 3)), p["alpha"].shape)
+        mistakes = [
+            ("L", p["signed"], "your map is sum_k alpha_k A^k without the ReLU: apply np.maximum(..., 0) to the sum"),
+            ("L", combine(np.maximum(p["alpha"], 0), p["A"]),
+             "you applied the ReLU to the weights alpha; the paper applies it once, to the weighted sum"),
+            ("L", L * h * w, "your map is h*w times too large: alpha is the MEAN of dA over positions, not the sum"),
+            ("L", np.maximum(combine(batch_alpha, p["A"]), 0),
+             "your weights are the same for every sample: average dA over the positions only, "
+             "dA.mean(axis=(2, 3)), not over the batch too"),
+            ("L", np.maximum(-p["signed"], 0), "sign error: you negated the weights (that is the counterfactual map)"),
+            ("L", normalize(L), "your map is normalised to [0, 1]: return the raw map (normalising is a display step)"),
+            ("L", grad_cam(copy.deepcopy(p["model"]), p["x"], p["predicted"], layer=p["layer"]),
+             "you explained the predicted class: use class_idx (one class per sample)"),
+        ]
+        cases.append(_Case(label, kwargs, {"L": L}, mistakes=mistakes))
+    hints = [
+        "alpha[n, k] = mean over (i, j) of dA[n, k, i, j], dA = d y^{class_idx[n]} / d A: dA.mean(axis=(2, 3)), shape (N, K)",
+        "the weighted sum runs over channels: sum_k alpha[n, k] * A[n, k] -> (N, h, w) "
+        "(np.einsum('nk,nkij->nij', alpha, A))",
+        "then the ReLU, on the sum; return the raw (h, w) map: no normalising, no upsampling",
+    ]
+    return _run("check_grad_cam", student_fn, cases, hints, raise_on_fail, verbose)
+
+
+def check_counterfactual(student_fn, seed=0, raise_on_fail=False, verbose=True):
+    """Check the counterfactual map ``ReLU(sum_k (-alpha_k) A^k)`` (Selvaraju et al. 2017, Sec. 3.3).
+
+    Parameters
+    ----------
+    student_fn : callable
+        ``student_fn(model, x, class_idx, layer) -> L_cf``, called with
+        keywords, as in :func:`check_grad_cam`. Returns ``L_cf``, shape
+        (N, h, w): the regions whose features lower the score of
+        ``class_idx``, raw.
+    seed, raise_on_fail, verbose
+        As in :func:`check_relu_backward`.
+
+    Returns
+    -------
+    bool
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    cases = []
+    for label, kwargs, p in _map_cases(seed):
+        S = p["signed"]
+        L_cf = np.maximum(-S, 0.0)
+        mistakes = [
+            ("L_cf", np.maximum(S, 0), "sign error: this is the Grad-CAM map itself; the counterfactual uses -alpha"),
+            ("L_cf", -np.maximum(S, 0), "you negated after the ReLU: the map is ReLU(-S), not -ReLU(S) (it is >= 0)"),
+            ("L_cf", -S, "the ReLU is missing: ReLU(sum_k (-alpha_k) A^k) keeps only the positive part"),
+            ("L_cf", combine(np.maximum(-p["alpha"], 0), p["A"]),
+             "you applied the ReLU to the negated weights; it applies once, to the weighted sum"),
+        ]
+        cases.append(_Case(label, kwargs, {"L_cf": L_cf}, mistakes=mistakes))
+    hints = [
+        "negate the weights, not the gradient's sign convention elsewhere: L_cf = ReLU(sum_k (-alpha_k) A^k)",
+        "equivalently ReLU(-S) with S the signed Grad-CAM map: S = L - L_cf, and the two never overlap",
+        "alpha is the Grad-CAM weight of class_idx: the mean of dA over positions",
+    ]
+    return _run("check_counterfactual", student_fn, cases, hints, raise_on_fail, verbose)
+
+
+def check_guided_grad_cam(student_fn, seed=0, raise_on_fail=False, verbose=True):
+    """Check Guided Grad-CAM: ``upsample(Grad-CAM, bilinear) * guided backprop`` (Selvaraju et al. 2017, Sec. 3).
+
+    Parameters
+    ----------
+    student_fn : callable
+        ``student_fn(model, x, class_idx, layer) -> ggc``, called with
+        keywords, as in :func:`check_grad_cam`. Returns ``ggc``, shape
+        (N, C, H, W): the Grad-CAM map of ``layer``, upsampled to (H, W)
+        bilinearly (:func:`minicam.upsample`, the paper's choice), times
+        guided backprop (``model.backward(onehot, relu_mode="guided")``),
+        broadcast over the C channels.
+    seed, raise_on_fail, verbose
+        As in :func:`check_relu_backward`.
+
+    Returns
+    -------
+    bool
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    cases = []
+    for label, kwargs, p in _map_cases(seed):
+        model, x, c, layer = p["model"], p["x"], p["class_idx"], p["layer"]
+        size = x.shape[2:]
+        L = np.maximum(p["signed"], 0.0)
+        gb = guided_backprop(copy.deepcopy(model), x, c)  # (N, C, H, W)
+        ggc = guided_grad_cam(copy.deepcopy(model), x, c, layer=layer)
+        mistakes = [
+            ("ggc", upsample(L, size, interpolation="nearest")[:, None] * gb,
+             "you upsampled with nearest neighbours (captum's default); the paper's Guided Grad-CAM is bilinear: "
+             "mc.upsample(L, (H, W)) (interpolation='bilinear')"),
+            ("ggc", upsample(normalize(L), size)[:, None] * gb,
+             "you normalised the Grad-CAM map before multiplying: the product uses the raw map"),
+            ("ggc", upsample(p["signed"], size)[:, None] * gb,
+             "the Grad-CAM map is missing its ReLU: multiply guided backprop by ReLU(sum_k alpha_k A^k)"),
+            ("ggc", upsample(L, size)[:, None] * saliency(copy.deepcopy(model), x, c),
+             "you multiplied by the gradient (standard ReLU rule): Guided Grad-CAM uses guided backprop, "
+             "model.backward(onehot, relu_mode='guided')"),
+        ]
+        cases.append(_Case(label, kwargs, {"ggc": ggc}, mistakes=mistakes))
+    hints = [
+        "upsample the (N, h, w) Grad-CAM map to the input's (H, W) first -- mc.upsample(L, (H, W)), bilinear -- "
+        "then multiply: an (h, w) map does not broadcast against (H, W)",
+        "broadcast over the colour channels: L_up[:, None] * guided, shapes (N, 1, H, W) * (N, C, H, W)",
+        "guided backprop: one backward pass with relu_mode='guided' from the one-hot rows at class_idx",
+    ]
+    return _run("check_guided_grad_cam", student_fn, cases, hints, raise_on_fail, verbose)

@@ -434,3 +434,149 @@ def test_checker_arguments_are_validated():
         ex.check_relu_backward(relu_backward, mode="guide")
     with pytest.raises(TypeError, match="seed"):
         ex.check_conv_backward(conv_backward, seed=1.5)
+
+
+# --------------------------------------------------------------------------
+# The full maps: Grad-CAM, counterfactual, Guided Grad-CAM
+# --------------------------------------------------------------------------
+
+
+def _signed(model, x, class_idx, layer, mean_axes=(2, 3)):
+    scores = model.forward(x)
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(x)), class_idx] = 1.0
+    dA = model.backward(onehot, stop_at=layer)
+    alpha = dA.mean(axis=mean_axes)
+    alpha = np.broadcast_to(alpha.reshape(-1, dA.shape[1]) if alpha.ndim == 1 else alpha, dA.shape[:2])
+    return np.einsum("nk,nkij->nij", alpha, model.outputs[layer])
+
+
+def grad_cam_map(model, x, class_idx, layer):
+    return np.maximum(_signed(model, x, class_idx, layer), 0)
+
+
+def grad_cam_map_no_relu(model, x, class_idx, layer):
+    return _signed(model, x, class_idx, layer)
+
+
+def grad_cam_map_batch_mean(model, x, class_idx, layer):  # wrong mean axis: over the batch and positions
+    return np.maximum(_signed(model, x, class_idx, layer, mean_axes=(0, 2, 3)), 0)
+
+
+def grad_cam_map_channel_mean(model, x, class_idx, layer):  # wrong mean axis: over the channels
+    scores = model.forward(x)
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(x)), class_idx] = 1.0
+    dA = model.backward(onehot, stop_at=layer)
+    return np.maximum((dA.mean(axis=1, keepdims=True) * model.outputs[layer]).sum(axis=1), 0)
+
+
+def grad_cam_map_upsampled(model, x, class_idx, layer):
+    return mc.upsample(grad_cam_map(model, x, class_idx, layer), x.shape[2:])
+
+
+def counterfactual_map(model, x, class_idx, layer):
+    return np.maximum(-_signed(model, x, class_idx, layer), 0)
+
+
+def counterfactual_no_sign(model, x, class_idx, layer):  # sign error: Grad-CAM itself
+    return grad_cam_map(model, x, class_idx, layer)
+
+
+def counterfactual_negated_after_relu(model, x, class_idx, layer):  # sign error: -ReLU(S)
+    return -grad_cam_map(model, x, class_idx, layer)
+
+
+def counterfactual_no_relu(model, x, class_idx, layer):
+    return -_signed(model, x, class_idx, layer)
+
+
+def _guided(model, x, class_idx, layer, interpolation="bilinear", relu=True, relu_mode="guided"):
+    scores = model.forward(x)
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(x)), class_idx] = 1.0
+    S = _signed(model, x, class_idx, layer)
+    L = np.maximum(S, 0) if relu else S
+    g = model.backward(onehot, relu_mode=relu_mode)
+    return mc.upsample(L, x.shape[2:], interpolation=interpolation)[:, None] * g
+
+
+def guided_grad_cam_map(model, x, class_idx, layer):
+    return _guided(model, x, class_idx, layer)
+
+
+def guided_grad_cam_no_upsampling(model, x, class_idx, layer):
+    scores = model.forward(x)
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(x)), class_idx] = 1.0
+    return grad_cam_map(model, x, class_idx, layer)[:, None] * model.backward(onehot, relu_mode="guided")
+
+
+def guided_grad_cam_nearest(model, x, class_idx, layer):
+    return _guided(model, x, class_idx, layer, interpolation="nearest")
+
+
+def guided_grad_cam_no_relu(model, x, class_idx, layer):
+    return _guided(model, x, class_idx, layer, relu=False)
+
+
+def guided_grad_cam_saliency(model, x, class_idx, layer):
+    return _guided(model, x, class_idx, layer, relu_mode="standard")
+
+
+def test_map_checkers_accept_correct_answers():
+    assert ex.check_grad_cam(grad_cam_map, verbose=False)
+    assert ex.check_counterfactual(counterfactual_map, verbose=False)
+    assert ex.check_guided_grad_cam(guided_grad_cam_map, verbose=False)
+    assert ex.check_grad_cam(lambda model, x, class_idx, layer: mc.grad_cam(model, x, class_idx, layer=layer), verbose=False)
+    assert ex.check_guided_grad_cam(
+        lambda model, x, class_idx, layer: mc.guided_grad_cam(model, x, class_idx, layer=layer), verbose=False)
+
+
+@pytest.mark.parametrize(
+    "checker, wrong, diagnosis",
+    [
+        (ex.check_grad_cam, grad_cam_map_no_relu, "without the ReLU"),
+        (ex.check_grad_cam, grad_cam_map_batch_mean, "same for every sample"),
+        (ex.check_grad_cam, grad_cam_map_channel_mean, None),
+        (ex.check_grad_cam, grad_cam_map_upsampled, None),
+        (ex.check_grad_cam, counterfactual_map, "sign error"),
+        (ex.check_counterfactual, counterfactual_no_sign, "sign error: this is the Grad-CAM map itself"),
+        (ex.check_counterfactual, counterfactual_negated_after_relu, "negated after the ReLU"),
+        (ex.check_counterfactual, counterfactual_no_relu, "the ReLU is missing"),
+        (ex.check_guided_grad_cam, guided_grad_cam_no_upsampling, None),
+        (ex.check_guided_grad_cam, guided_grad_cam_nearest, "nearest"),
+        (ex.check_guided_grad_cam, guided_grad_cam_no_relu, "missing its ReLU"),
+        (ex.check_guided_grad_cam, guided_grad_cam_saliency, "guided backprop"),
+    ],
+)
+def test_map_checkers_reject_classic_mistakes_and_name_them(checker, wrong, diagnosis):
+    assert checker(wrong, verbose=False) is False
+    report = ex.last_report()
+    assert "FAILED on case" in report
+    if diagnosis is not None:
+        assert "diagnosis: " in report and diagnosis in report, report
+    with pytest.raises(ex.ExerciseError):
+        checker(wrong, raise_on_fail=True, verbose=False)
+
+
+def test_no_upsampling_report_says_to_upsample():
+    ex.check_guided_grad_cam(guided_grad_cam_no_upsampling, verbose=False)
+    report = ex.last_report()
+    assert "could not be broadcast" in report and "upsample the (N, h, w) Grad-CAM map" in report
+    ex.check_grad_cam(grad_cam_map_upsampled, verbose=False)
+    assert "shape mine (3, 10, 8) != reference (3, 5, 4)" in ex.last_report()
+    assert "no upsampling" in ex.last_report()
+
+
+def test_relu_reports_diagnose_the_rule_and_only_mention_the_kink_when_it_matters():
+    ex.check_relu_backward(relu_backward_geq, verbose=False)
+    assert "diagnosis: you let the gradient through where x = 0" in ex.last_report()
+    ex.check_relu_backward(relu_backward_guided, mode="deconvnet", verbose=False)
+    report = ex.last_report()
+    assert "diagnosis: you masked with x > 0 as well (the guided rule)" in report
+    assert "ReLU'(0)" not in report and "x >= 0" not in report
+    ex.check_relu_backward(relu_backward, mode="deconvnet", verbose=False)
+    assert "ReLU'(0)" not in ex.last_report()
+    ex.check_relu_backward(relu_backward_deconvnet, mode="guided", verbose=False)
+    assert "diagnosis: you masked with dout > 0 only (deconvnet)" in ex.last_report()
