@@ -31,12 +31,13 @@ from .layers import (
     Dropout,
     Flatten,
     GlobalAvgPool2d,
+    L2Normalize,
     Layer,
     Linear,
     MaxPool2d,
     ReLU,
 )
-from .losses import log_softmax, softmax, softmax_cross_entropy
+from .losses import log_softmax, softmax, softmax_cross_entropy, triplet_loss
 from .model import Sequential
 from . import viz  # figures: imports matplotlib only when one of its functions is called
 from . import explain
@@ -92,6 +93,7 @@ __all__ = [
     "Dropout",
     "Flatten",
     "GlobalAvgPool2d",
+    "L2Normalize",
     "Layer",
     "Linear",
     "MaxPool2d",
@@ -109,6 +111,7 @@ __all__ = [
     "metrics",
     "softmax",
     "softmax_cross_entropy",
+    "triplet_loss",
     "optim",
     "recipes",
     "train",

@@ -198,7 +198,7 @@ def _explain_text(name, result):
 
 
 def _add_explain(sub):
-    from .demo import METHODS
+    from .demo import EMBEDDING_METHODS, METHODS
 
     p = sub.add_parser(
         "explain",
@@ -208,8 +208,8 @@ def _add_explain(sub):
         "and explained for the predicted class or --class; the figure is written to --out.",
     )
     p.add_argument("image", help="path of an image file (PNG, JPEG, ...)")
-    p.add_argument("--model", required=True, help="bundled model: shapes-gap, shapes-fc or digits-gap")
-    p.add_argument("--method", required=True, metavar="METHOD", help="one of: " + ", ".join(METHODS))
+    p.add_argument("--model", required=True, help="bundled model: shapes-gap, shapes-fc, digits-gap or shapes-embed")
+    p.add_argument("--method", required=True, metavar="METHOD", help="one of: " + ", ".join(METHODS) + "; for shapes-embed: " + ", ".join(EMBEDDING_METHODS))
     p.add_argument("--class", dest="class_", default=None, metavar="K",
                    help="class to explain, as an index or a name (default: the predicted class)")
     p.add_argument("--layer", default=None, help="feature-map layer of the CAM methods (default: the last 4-D output)")

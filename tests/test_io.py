@@ -440,7 +440,7 @@ def test_shape_rules_match_the_constructors():
         "Linear": dict(in_features=7, out_features=4),
         "BatchNorm2d": dict(num_features=6),
         "MaxPool2d": dict(kernel_size=2), "AvgPool2d": dict(kernel_size=3, stride=1),
-        "Dropout": dict(p=0.1), "ReLU": {}, "GlobalAvgPool2d": {}, "Flatten": {},
+        "Dropout": dict(p=0.1), "ReLU": {}, "GlobalAvgPool2d": {}, "Flatten": {}, "L2Normalize": {},
     }
     assert set(examples) == set(mc.layers.LAYER_TYPES)
     for kind, config in examples.items():

@@ -66,6 +66,7 @@ def every_layer_file(path):
         ("gap", mc.GlobalAvgPool2d()),
         ("flatten", mc.Flatten()),
         ("fc", mc.Linear(3, 2, rng=rng)),
+        ("l2", mc.layers.L2Normalize()),
     ])
     model.forward(rng.standard_normal((2, 2, 6, 6)))  # moves the BatchNorm statistics
     assert {type(layer).__name__ for layer in model.layers} == set(LAYER_TYPES)

@@ -103,6 +103,22 @@ def test_layer_forward_and_backward_match_torch_autograd(label, layer, x):
                   layer.buffers[key], getattr(module, key), TOL, label)
 
 
+def test_l2normalize_matches_torch_functional_normalize():
+    # The embedding network's last layer against F.normalize(x, dim=1) (eps 1e-12 never
+    # reached here: rows of norm ~1-10), forward and backward, with a random upstream gradient.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 7)) * rng.uniform(0.5, 3.0, (5, 1))
+    dout = rng.standard_normal((5, 7))
+    layer = mc.layers.L2Normalize()
+    out = layer.forward(x)
+    dx = layer.backward(dout)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.normalize(xt, dim=1)
+    yt.backward(torch.tensor(dout))
+    check("L2Normalize forward", out, yt, TOL, "5x7")
+    check("L2Normalize dx", dx, xt.grad, TOL, "5x7")
+
+
 def test_batchnorm_running_statistics_follow_torch_over_several_steps():
     rng = np.random.default_rng(3)
     layer = mc.BatchNorm2d(3, eps=1e-3, momentum=0.3)

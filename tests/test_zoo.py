@@ -6,7 +6,7 @@ import pytest
 import minicam as mc
 from minicam import datasets, io, recipes, zoo
 
-BARS = {"shapes-gap": 0.97, "shapes-fc": 0.97, "digits-gap": 0.90}
+BARS = {"shapes-gap": 0.97, "shapes-fc": 0.97, "digits-gap": 0.90, "shapes-embed": 0.95}  # shapes-embed: Recall@1
 
 
 # ----------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_bad_architecture_arguments():
 
 
 def test_unknown_pretrained_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"\['digits-gap', 'shapes-fc', 'shapes-gap'\], got 'imagenet'"):
+    with pytest.raises(ValueError, match=r"\['digits-gap', 'shapes-embed', 'shapes-fc', 'shapes-gap'\], got 'imagenet'"):
         zoo.pretrained("imagenet")
 
 
@@ -105,7 +105,9 @@ def test_bundled_model_loads_as_float64_in_eval_mode(name):
     assert not model.training
     assert {v.dtype for v in model.state_dict().values()} == {np.dtype(np.float64)}
     c, h, w = info["input_shape"]
-    assert model.forward(np.zeros((2, c, h, w))).shape == (2, len(info["class_names"]))
+    # a classifier outputs one score per class; the embedding network a 16-D unit vector
+    width = 16 if info["architecture"] == "embed" else len(info["class_names"])
+    assert model.forward(np.full((2, c, h, w), 0.5)).shape == (2, width)
     assert dict(model.output_shapes((1, c, h, w)))[_feature_layer(model)][2:] == (8, 8)
     # A fresh model per call: editing one leaves the next untouched.
     model["fc" if "fc" in model else "fc2"].params["b"] = np.full_like(model.state_dict()["conv1.b"][:1], 9.0)
@@ -222,11 +224,11 @@ def test_cli_bad_input(tmp_path, capsys):
     from minicam.__main__ import main
 
     assert main(["evaluate-model", "imagenet"]) == 2
-    assert "['digits-gap', 'shapes-fc', 'shapes-gap'], got 'imagenet'" in capsys.readouterr().err
+    assert "['digits-gap', 'shapes-embed', 'shapes-fc', 'shapes-gap'], got 'imagenet'" in capsys.readouterr().err
     assert main(["train", "--dataset", "cifar", "--model", "gap", "--out", str(tmp_path / "x.npz")]) == 2
     assert "--dataset must be one of ['digits', 'shapes'], got 'cifar'" in capsys.readouterr().err
     assert main(["train", "--dataset", "shapes", "--model", "vgg", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "--model must be one of ['fc', 'gap'], got 'vgg'" in capsys.readouterr().err
+    assert "--model must be one of ['embed', 'fc', 'gap'], got 'vgg'" in capsys.readouterr().err
     assert main(["train", "--dataset", "shapes", "--model", "gap", "--batch-size", "0",
                  "--out", str(tmp_path / "x.npz")]) == 2
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
