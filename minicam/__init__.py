@@ -21,7 +21,7 @@ Array conventions
 - No function writes into its arguments.
 """
 
-from . import datasets, exercises, functional, gradcheck, io, layers, losses, metrics, optim, recipes, train, zoo
+from . import datasets, diagnose, exercises, functional, gradcheck, io, layers, losses, metrics, optim, recipes, train, zoo
 from ._validate import StateError
 from ._version import __version__
 from .layers import (
@@ -101,6 +101,7 @@ __all__ = [
     "Sequential",
     "StateError",
     "datasets",
+    "diagnose",
     "exercises",
     "functional",
     "gradcheck",

@@ -5,7 +5,8 @@ import re
 import numpy as np
 
 from ._validate import StateError, check_float_array
-from .layers import RELU_MODES, Layer, ReLU, calls_unchecked
+from .layers.activations import RELU_MODES, ReLU
+from .layers.base import Layer, calls_unchecked
 
 __all__ = ["Sequential"]
 

@@ -20,7 +20,7 @@ FLOORS = {
     "minicam._resources": 0,
     "minicam.functional": 1,
     "minicam.losses": 1,
-    "minicam.layers": 2,
+    "minicam.layers": 2,  # a package: base, spatial, dense, activations, normalization
     "minicam.model": 3,
     "minicam.optim": 4,
     "minicam.train": 4,

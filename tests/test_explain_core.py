@@ -382,7 +382,7 @@ def test_bad_method_options():
         mc.smoothgrad("saliency", model, x, 1)
     with pytest.raises(ValueError, match="n_samples must be >= 1, got 0"):
         mc.smoothgrad(mc.saliency, model, x, 1, n_samples=0)
-    with pytest.raises(ValueError, match="sigma must be in"):
+    with pytest.raises(ValueError, match=r"sigma must be >= 0\.0, got"):
         mc.smoothgrad(mc.saliency, model, x, 1, sigma=-0.1)
     with pytest.raises(ValueError, match="score applies to class scores"):
         mc.grad_cam(model, x, target=mc.class_target(1), score="softmax")

@@ -1,0 +1,201 @@
+"""Layers over feature maps: convolution, max/average pooling, global average pooling."""
+
+import numpy as np
+
+from .. import functional as F
+from .._validate import (
+    as_generator,
+    check_float_dtype,
+    check_int,
+)
+from .base import Layer, check_shape4, he_normal
+
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation, no kernel flip) with zero padding.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int
+        Square kernel ``K x K``.
+    stride : int, default 1
+    padding : int, default 0
+        Zeros added on every side.
+    rng : None, int or numpy.random.Generator
+        Seed for He-normal weight initialisation (biases start at zero).
+    dtype : float64 (default) or float32
+
+    Shapes
+    ------
+    x : (N, C, H, W) -> out : (N, F, H_out, W_out), with
+    ``H_out = (H + 2*padding - K) // stride + 1`` (same for W).
+    ``params["W"]``: (F, C, K, K); ``params["b"]``: (F,).
+
+    Notes
+    -----
+    .. math:: out[n, f, i, j] = b_f + \\sum_{c,p,q} W_{f,c,p,q}\\, x_{pad}[n, c, i s + p, j s + q]
+
+    ``forward`` uses the im2col kernel (:func:`minicam.functional.conv2d_forward`);
+    :func:`minicam.functional.conv2d_forward_naive` is the loop definition it is
+    tested against.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, dtype=np.float64):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels", minimum=1)
+        self.out_channels = check_int(out_channels, "out_channels", minimum=1)
+        self.kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+        self.stride = check_int(stride, "stride", minimum=1)
+        self.padding = check_int(padding, "padding", minimum=0)
+        dtype = check_float_dtype(dtype)
+        gen = as_generator(rng)
+        k = self.kernel_size
+        fan_in = self.in_channels * k * k
+        self.params["W"] = he_normal(gen, (self.out_channels, self.in_channels, k, k), fan_in, dtype)
+        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
+
+    def config(self):
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+        }
+
+    def output_shape(self, input_shape):
+        n, c, h, w = check_shape4(input_shape, type(self).__name__)
+        if c != self.in_channels:
+            raise ValueError(f"Conv2d expects {self.in_channels} input channels, got {c} (input shape {tuple(input_shape)})")
+        return (
+            n,
+            self.out_channels,
+            F.output_size(h, self.kernel_size, self.stride, self.padding),
+            F.output_size(w, self.kernel_size, self.stride, self.padding),
+        )
+
+    input_ndim = 4
+
+    def _forward(self, x):
+        out_shape = self.output_shape(x.shape)
+        W = self.params["W"].astype(x.dtype, copy=False)
+        b = self.params["b"].astype(x.dtype, copy=False)
+        out, cols = F.conv2d_forward(x, W, b, self.stride, self.padding)
+        self._cache = (cols, x.shape, out_shape)  # cols: the unfolded input, a new array
+        return out
+
+    def _backward(self, dout):
+        cols, x_shape, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        W = self.params["W"].astype(dout.dtype, copy=False)
+        dx, dW, db = F.conv2d_backward(dout, cols.astype(dout.dtype, copy=False), x_shape, W, self.stride, self.padding)
+        self._store_grads(W=dW, b=db)
+        return dx
+
+
+
+
+class _Pool2d(Layer):
+    input_ndim = 4
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else check_int(stride, "stride", minimum=1)
+
+    def config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride}
+
+    def output_shape(self, input_shape):
+        n, c, h, w = check_shape4(input_shape, type(self).__name__)
+        return (
+            n,
+            c,
+            F.output_size(h, self.kernel_size, self.stride),
+            F.output_size(w, self.kernel_size, self.stride),
+        )
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling over ``K x K`` windows (floor mode).
+
+    Parameters
+    ----------
+    kernel_size : int
+    stride : int, optional
+        Defaults to ``kernel_size`` (non-overlapping windows).
+
+    Shapes
+    ------
+    x : (N, C, H, W) -> out : (N, C, H_out, W_out), ``H_out = (H - K) // stride + 1``.
+    Leftover rows/columns are dropped.
+
+    Notes
+    -----
+    The gradient of each window goes to its first maximum in row-major order
+    (ties are broken deterministically, as ``np.argmax`` does).
+    """
+
+    def _forward(self, x):
+        out_shape = self.output_shape(x.shape)
+        out, argmax = F.max_pool2d_forward(x, self.kernel_size, self.stride)
+        self._cache = (argmax, x.shape, out_shape)
+        return out
+
+    def _backward(self, dout):
+        argmax, x_shape, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        return F.max_pool2d_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling over ``K x K`` windows (floor mode, no padding).
+
+    Shapes: as :class:`MaxPool2d`. Each window's gradient is shared equally
+    by its ``K*K`` inputs.
+    """
+
+    def _forward(self, x):
+        out_shape = self.output_shape(x.shape)
+        self._cache = (x.shape, out_shape)
+        return F.avg_pool2d_forward(x, self.kernel_size, self.stride)
+
+    def _backward(self, dout):
+        x_shape, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        return F.avg_pool2d_backward(dout, x_shape, self.kernel_size, self.stride)
+
+
+class GlobalAvgPool2d(Layer):
+    """Global average pooling: the mean of each feature map.
+
+    Shapes: x : (N, C, H, W) -> out : (N, C).
+
+    Notes
+    -----
+    .. math:: F_k = \\frac{1}{Z} \\sum_{i,j} A^k_{ij}, \\qquad Z = H W
+
+    so that ``dx[n, k, i, j] = dout[n, k] / Z``: every position of a map gets
+    the same gradient, which is why Grad-CAM equals CAM on GAP networks.
+    """
+
+    input_ndim = 4
+
+    def output_shape(self, input_shape):
+        n, c, _, _ = check_shape4(input_shape, type(self).__name__)
+        return (n, c)
+
+    def _forward(self, x):
+        self.output_shape(x.shape)
+        self._cache = x.shape
+        return x.mean(axis=(2, 3))
+
+    def _backward(self, dout):
+        x_shape = self._cached()
+        self._check_dout(dout, x_shape[:2])
+        z = x_shape[2] * x_shape[3]
+        return np.broadcast_to((dout / z)[:, :, None, None], x_shape).copy()
