@@ -155,7 +155,7 @@ def _add_demo(sub):
         "its ReLU equals CAM / (h*w) on the GAP model; exit 1 if the error exceeds 1e-10.",
     )
     p.add_argument("--out", default="minicam-demo", help="directory for the PNG figures (default: minicam-demo)")
-    p.add_argument("--dpi", type=int, default=80, help="resolution of the figures (default 80)")
+    p.add_argument("--dpi", type=int, default=100, help="resolution of the figures (default 100)")
     p.set_defaults(func=_cmd_demo)
 
 

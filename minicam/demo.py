@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .explain._core import check_layer_name
 from .metrics import IDENTITY_TOL, identity_error, peak_object, pointing_rate
 
 __all__ = [
@@ -442,8 +443,8 @@ def explain_image(path, model_name, method, class_idx=None, layer=None, out=None
                 f"(classes {class_names}), got {class_idx}"
             )
     model = zoo.pretrained(model_name)
-    if layer is not None and layer not in model.names:
-        raise ValueError(f"layer must name a layer of {model_name}, one of {model.names}, got {layer!r}")
+    if layer is not None:
+        check_layer_name(model, layer, model_label=model_name)
     if layer is not None and method in _LAYERLESS:
         raise ValueError(f"method {method!r} explains the input and takes no layer, got layer={layer!r}")
     if out is not None:  # before the work: a figure that cannot be written fails now, not after it is drawn
