@@ -38,7 +38,7 @@ def test_train_reference_features_from_freezes_the_blocks(tmp_path):
 def test_train_reference_bad_names():
     with pytest.raises(ValueError, match=r"dataset must be one of \['digits', 'shapes'\], got 'scenes'"):
         recipes.train_reference("scenes", "gap")
-    with pytest.raises(ValueError, match=r"architecture must be one of \['fc', 'gap'\], got 'resnet'"):
+    with pytest.raises(ValueError, match=r"architecture must be one of \['embed', 'fc', 'gap'\], got 'resnet'"):
         recipes.train_reference("shapes", "resnet")
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         recipes.train_reference("shapes", "gap", batch_size=0)
