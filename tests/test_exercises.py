@@ -290,7 +290,7 @@ def test_relu_report_names_the_first_differing_position_with_both_values(capsys)
     report = capsys.readouterr().out
     pos, mine, ref = _first_position(report)
     # rebuild case 1 and check the position is really the first difference
-    x, dout = ex._relu_cases(np.random.default_rng(0))[0]
+    x, dout = ex.layers._relu_cases(np.random.default_rng(0))[0]
     differ = np.argwhere(relu_backward_geq(dout, x) != relu_backward(dout, x))
     assert pos == tuple(differ[0])
     assert x[pos] == 0.0  # the kink is where >= and > disagree
