@@ -40,17 +40,15 @@ exports one with a size and resolution preset (``"screen"``, ``"slide"``,
 ``"paper"``).
 """
 
+from .annotations import draw_boxes, draw_mask_outline, mark_peak
 from .figures import (
     DEFAULT_CMAP,
     GUIDED_PERCENTILE,
     PRESETS,
     SIGNED_CMAP,
     clean_axes,
-    draw_boxes,
     draw_image,
-    draw_mask_outline,
     figure,
-    mark_peak,
     overlay,
     prepare_map,
     save,

@@ -21,14 +21,13 @@ from ..explain.cams import cam, grad_cam
 from ..explain.gradients import guided_backprop, guided_grad_cam
 from ..explain.postprocess import check_interpolation
 from ..losses import softmax
+from .annotations import draw_boxes, mark_peak
 from .figures import (
     GUIDED_PERCENTILE,
     TITLE_SIZE,
     clean_axes,
-    draw_boxes,
     draw_image,
     figure,
-    mark_peak,
     overlay,
     show_signed,
     to_display_image,

@@ -98,7 +98,7 @@ def layer_sweep(model, image, class_idx=None, layers=None, class_names=None, rel
     fig, axes = figure(2, len(maps) + 1, panel=panel, extra_height=0.3)
     draw_image(axes[0, 0], image)
     if mask is not None:
-        from .figures import draw_mask_outline
+        from .annotations import draw_mask_outline
 
         draw_mask_outline(axes[0, 0], mask)
     axes[0, 0].set_title("input", fontsize=TITLE_SIZE)
