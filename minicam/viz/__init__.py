@@ -12,6 +12,7 @@ Two rooms:
 - :mod:`minicam.viz.figures`, the primitives: :func:`figure`,
   :func:`draw_image`, :func:`overlay`, :func:`show_signed`, boxes, mask
   outlines and peaks;
+- :mod:`minicam.viz.annotations`: boxes, mask outlines, the peak of a map;
 - :mod:`minicam.viz.grid`, the explanation grid built on them and on the
   methods of :mod:`minicam.explain`;
 - :mod:`minicam.viz.layers`, Grad-CAM of one image and class at every layer
