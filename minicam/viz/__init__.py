@@ -7,11 +7,10 @@ no global figure is left open, any backend (Agg included) works. Save with
 ``fig.savefig("out.png")`` or ``viz.save(fig, "out.png", preset="slide")``; in Jupyter a returned Figure displays as the cell's
 value.
 
-Two rooms:
+Four rooms:
 
 - :mod:`minicam.viz.figures`, the primitives: :func:`figure`,
-  :func:`draw_image`, :func:`overlay`, :func:`show_signed`, boxes, mask
-  outlines and peaks;
+  :func:`draw_image`, :func:`overlay`, :func:`show_signed`, :func:`save`;
 - :mod:`minicam.viz.annotations`: boxes, mask outlines, the peak of a map;
 - :mod:`minicam.viz.grid`, the explanation grid built on them and on the
   methods of :mod:`minicam.explain`;
