@@ -9,6 +9,7 @@ costs about the memory of the model input. :func:`image_size` reads the
 upright (height, width) without decoding.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -146,6 +147,24 @@ def _image_arguments(size, mode, max_pixels, background):
     return size, background
 
 
+@contextlib.contextmanager
+def _reading(Image, path, max_pixels, where):
+    """Open ``path`` (pixel limit checked first); any failure while it is read becomes one ValueError naming it."""
+    try:
+        with warnings.catch_warnings():
+            # The pixel count is checked against max_pixels instead, with one ValueError.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open_image(Image, path, max_pixels, where) as img:
+                yield img
+    except _Refused:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"image {where} is too large for Pillow, refused before decoding: {err}") from err
+    except PARSE_ERRORS as err:
+        # Pillow's UnidentifiedImageError is an OSError.
+        raise ValueError(f"path {where} is not a readable image: {err}") from err
+
+
 def load_image(path, size=None, mode="RGB", verbose=True, max_pixels=MAX_IMAGE_PIXELS, background=1.0):
     """Read an image file into a ``(1, C, H, W)`` float64 array in [0, 1].
 
@@ -212,19 +231,8 @@ def load_image(path, size=None, mode="RGB", verbose=True, max_pixels=MAX_IMAGE_P
     where = source_name(path)
     verbose = check_bool(verbose, "verbose")
     say = (lambda line: print(line, flush=True)) if verbose else (lambda line: None)
-    try:
-        with warnings.catch_warnings():
-            # The pixel count is checked against max_pixels instead, with one ValueError.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_image(Image, path, max_pixels, where) as img:
-                return _decode(Image, ImageOps, img, size, mode, background, where, say)
-    except _Refused:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"image {where} is too large for Pillow, refused before decoding: {err}") from err
-    except PARSE_ERRORS as err:
-        # Pillow's UnidentifiedImageError is an OSError.
-        raise ValueError(f"path {where} is not a readable image: {err}") from err
+    with _reading(Image, path, max_pixels, where) as img:
+        return _decode(Image, ImageOps, img, size, mode, background, where, say)
 
 
 def image_size(path, max_pixels=MAX_IMAGE_PIXELS):
@@ -242,15 +250,6 @@ def image_size(path, max_pixels=MAX_IMAGE_PIXELS):
     Image, _ = _pillow()
     check_int(max_pixels, "max_pixels", minimum=1)
     where = source_name(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _open_image(Image, path, max_pixels, where) as img:
-                transposed = img.getexif().get(_ORIENTATION, 1) in _TRANSPOSED
-                return (img.width, img.height) if transposed else (img.height, img.width)
-    except _Refused:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"image {where} is too large for Pillow, refused before decoding: {err}") from err
-    except PARSE_ERRORS as err:
-        raise ValueError(f"path {where} is not a readable image: {err}") from err
+    with _reading(Image, path, max_pixels, where) as img:
+        transposed = img.getexif().get(_ORIENTATION, 1) in _TRANSPOSED
+        return (img.width, img.height) if transposed else (img.height, img.width)

@@ -121,22 +121,8 @@ def train_reference(
         return train_embedding_reference(dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                          n_train=n_train, warmup=warmup, features_from=features_from,
                                          verbose=verbose, file=file)
-    epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
-    n_train = check_int(n_train, "n_train", minimum=1)
-    schedule = train.cosine_schedule(lr, epochs, warmup=warmup)
-    out = sys.stdout if file is None else file
-    spec = TRAINING_DATA[dataset]
-    source = None
-    if features_from is not None:
-        source = features_from if isinstance(features_from, Sequential) else io.load(features_from, dtype=np.float32)
-
-    def say(text):
-        if verbose:
-            print(text, file=out, flush=True)
-
-    data_ss, init_ss, shuffle_ss = np.random.SeedSequence(seed).spawn(3)
+    epochs, batch_size, seed, n_train, schedule, spec, source, out, say, (data_ss, init_ss, shuffle_ss) = _setup(
+        dataset, epochs, batch_size, lr, seed, n_train, warmup, features_from, verbose, file, smallest=1)
     t0 = time.perf_counter()
     data = load_dataset(
         dataset, n_train, seed=np.random.default_rng(data_ss), dtype=np.float32, **spec["train_kwargs"]
@@ -150,20 +136,7 @@ def train_reference(
     model = ARCHITECTURES[architecture](
         c, len(data.class_names), rng=np.random.default_rng(init_ss), dtype=np.float32, **kwargs
     )
-    frozen = []
-    if source is None:
-        trained, X = model, data.images
-    else:
-        k = _feature_index(model, (c, h, w))
-        where = repr(os.fspath(features_from)) if not isinstance(features_from, Sequential) else "(a model)"
-        _copy_blocks(model, source, k, where)
-        # Sequentials over the same layer objects: training `trained` trains
-        # the head of `model`.
-        blocks, trained = Sequential(model.items()[: k + 1]), Sequential(model.items()[k + 1 :])
-        frozen = blocks.names
-        t1 = time.perf_counter()
-        X = _features(blocks, data.images)
-        say(f"frozen blocks {frozen[0]}..{frozen[-1]} from {where}; feature maps {X.shape[1:]} in {time.perf_counter() - t1:.1f} s")
+    trained, X, frozen = _freeze_blocks(model, source, features_from, data.images, say)
     optimizer = Adam(trained, lr=lr)
     train.fit(
         trained,
@@ -260,35 +233,12 @@ def train_embedding_reference(dataset, epochs=5, batch_size=64, lr=3e-3, seed=0,
     from .zoo import embed_net
 
     _check_choice(dataset, "dataset", TRAINING_DATA)
-    epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=2)
-    seed = check_int(seed, "seed", minimum=0)
-    n_train = check_int(n_train, "n_train", minimum=2)
-    schedule = train.cosine_schedule(lr, epochs, warmup=warmup)
-    out = sys.stdout if file is None else file
-    spec = TRAINING_DATA[dataset]
-    source = None
-    if features_from is not None:
-        source = features_from if isinstance(features_from, Sequential) else io.load(features_from, dtype=np.float32)
-
-    def say(text):
-        if verbose:
-            print(text, file=out, flush=True)
-
-    data_ss, init_ss, shuffle_ss = np.random.SeedSequence(seed).spawn(3)
+    epochs, batch_size, seed, n_train, schedule, spec, source, out, say, (data_ss, init_ss, shuffle_ss) = _setup(
+        dataset, epochs, batch_size, lr, seed, n_train, warmup, features_from, verbose, file, smallest=2)
     data = load_dataset(dataset, n_train, seed=np.random.default_rng(data_ss), dtype=np.float32, **spec["train_kwargs"])
     c, h, w = data.images.shape[1:]
     model = embed_net(c, EMBEDDING_RECIPE["dim"], rng=np.random.default_rng(init_ss), dtype=np.float32)
-    frozen = []
-    trained, X = model, data.images
-    if source is not None:
-        k = _feature_index(model, (c, h, w))
-        where = repr(os.fspath(features_from)) if not isinstance(features_from, Sequential) else "(a model)"
-        _copy_blocks(model, source, k, where)
-        blocks, trained = Sequential(model.items()[: k + 1]), Sequential(model.items()[k + 1 :])
-        frozen = blocks.names
-        X = _features(blocks, data.images)
-        say(f"frozen blocks {frozen[0]}..{frozen[-1]} from {where}; feature maps {X.shape[1:]}")
+    trained, X, frozen = _freeze_blocks(model, source, features_from, data.images, say)
     embedding.fit_embedding(trained, X, data.labels, epochs, batch_size, Adam(trained, lr=lr),
                             np.random.default_rng(shuffle_ss), margin=EMBEDDING_RECIPE["margin"],
                             mining=EMBEDDING_RECIPE["mining"], lr_schedule=schedule, verbose=verbose, file=out)
@@ -319,6 +269,52 @@ def train_embedding_reference(dataset, epochs=5, batch_size=64, lr=3e-3, seed=0,
                                     for c_, r in recall["by_label"].items()},
     }
     return model, metadata
+
+
+def _setup(dataset, epochs, batch_size, lr, seed, n_train, warmup, features_from, verbose, file, smallest):
+    """What every recipe checks and prepares: the counts, the schedule, the source model, the printer, the seeds.
+
+    ``smallest`` is the least batch size and training-set size (2 for
+    triplets, which need two images). One ``SeedSequence(seed)`` spawns the
+    data's, the initial weights' and the shuffles' streams.
+    """
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=smallest)
+    seed = check_int(seed, "seed", minimum=0)
+    n_train = check_int(n_train, "n_train", minimum=smallest)
+    schedule = train.cosine_schedule(lr, epochs, warmup=warmup)
+    out = sys.stdout if file is None else file
+    source = None
+    if features_from is not None:
+        source = features_from if isinstance(features_from, Sequential) else io.load(features_from, dtype=np.float32)
+
+    def say(text):
+        if verbose:
+            print(text, file=out, flush=True)
+
+    streams = np.random.SeedSequence(seed).spawn(3)
+    return epochs, batch_size, seed, n_train, schedule, TRAINING_DATA[dataset], source, out, say, streams
+
+
+def _freeze_blocks(model, source, features_from, images, say):
+    """``(trained, X, frozen)``: the whole model on the images, or (with a ``source``) its head on frozen features.
+
+    With a source model, the blocks up to the feature map are copied from it
+    and frozen; ``trained`` is a Sequential over the same layer objects as
+    the head (training it trains ``model``'s head), ``X`` the feature maps
+    computed once, ``frozen`` the frozen layers' names.
+    """
+    if source is None:
+        return model, images, []
+    k = _feature_index(model, images.shape[1:])
+    where = repr(os.fspath(features_from)) if not isinstance(features_from, Sequential) else "(a model)"
+    _copy_blocks(model, source, k, where)
+    blocks, trained = Sequential(model.items()[: k + 1]), Sequential(model.items()[k + 1 :])
+    t1 = time.perf_counter()
+    X = _features(blocks, images)
+    say(f"frozen blocks {blocks.names[0]}..{blocks.names[-1]} from {where}; feature maps {X.shape[1:]} "
+        f"in {time.perf_counter() - t1:.1f} s")
+    return trained, X, blocks.names
 
 
 def _features(blocks, X, batch_size=500):
