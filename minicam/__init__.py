@@ -25,6 +25,7 @@ from . import datasets, diagnose, exercises, functional, gradcheck, io, layers, 
 from ._validate import StateError
 from ._version import __version__
 from .layers import (
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
@@ -87,6 +88,7 @@ __all__ = [
     "upsample",
     "xgrad_cam",
     # foundation
+    "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BatchNorm2d",
     "Conv2d",

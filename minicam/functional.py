@@ -45,6 +45,11 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "adaptive_windows",
+    "adaptive_avg_pool2d_forward_naive",
+    "adaptive_avg_pool2d_backward_naive",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_avg_pool2d_backward",
 ]
 
 
@@ -540,4 +545,163 @@ def avg_pool2d_backward(dout, x_shape, kernel_size, stride):
     for p in range(k):
         for q in range(k):
             dx[:, :, p : p + stride * h_out : stride, q : q + stride * w_out : stride] += share
+    return dx
+
+
+# ----------------------------------------------------------------------------
+# Adaptive average pooling
+# ----------------------------------------------------------------------------
+
+
+def adaptive_windows(size, out_size):
+    """PyTorch's adaptive pooling windows along one axis.
+
+    Parameters
+    ----------
+    size : int
+        Input length along the axis (``n_in``).
+    out_size : int
+        Number of outputs along the axis (``n_out``); may exceed ``size``.
+
+    Returns
+    -------
+    list of (start, stop), length ``out_size``
+        Output ``i`` averages input positions ``start <= r < stop``.
+
+    Notes
+    -----
+    .. math:: start_i = \\lfloor i\\, n_{in} / n_{out} \\rfloor, \\qquad
+              stop_i = \\lceil (i + 1)\\, n_{in} / n_{out} \\rceil
+
+    computed in integer arithmetic. The windows cover the input; they have
+    different lengths when ``n_out`` does not divide ``n_in``, and
+    neighbours overlap when the division leaves a fraction (5 -> 3 gives
+    [0, 2), [1, 4), [3, 5)). With ``n_out > n_in`` consecutive outputs
+    repeat an input (2 -> 5 gives [0, 1), [0, 1), [0, 2), [1, 2), [1, 2)).
+    When ``n_out`` divides ``n_in`` they are the windows of an ordinary
+    pool with kernel = stride = ``n_in // n_out``.
+
+    Examples
+    --------
+    >>> adaptive_windows(5, 3)
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    return [((i * size) // out_size, -((-(i + 1) * size) // out_size)) for i in range(out_size)]
+
+
+def adaptive_avg_pool2d_forward_naive(x, output_size):
+    """Adaptive average pooling by explicit loops (the definition, for reading).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    output_size : (int, int)
+        ``(H_out, W_out)``; either may be larger than ``H`` / ``W``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+
+    Notes
+    -----
+    .. math:: out[n, c, i, j] = \\frac{1}{|R_i|\\,|C_j|} \\sum_{r \\in R_i} \\sum_{q \\in C_j} x[n, c, r, q]
+
+    with ``R_i = [floor(i H / H_out), ceil((i + 1) H / H_out))`` and ``C_j``
+    likewise over ``W`` (:func:`adaptive_windows`): the window size is not
+    a hyper-parameter, it follows from the input size, which is how one
+    classifier head serves several input sizes (VGG's and AlexNet's
+    ``AdaptiveAvgPool2d((7, 7))`` / ``((6, 6))``, ResNet's ``(1, 1)``).
+    """
+    n, c, h, w = x.shape
+    h_out, w_out = output_size
+    out = np.zeros((n, c, h_out, w_out), dtype=x.dtype)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(h_out):
+                r0, r1 = (i * h) // h_out, -((-(i + 1) * h) // h_out)
+                for j in range(w_out):
+                    c0, c1 = (j * w) // w_out, -((-(j + 1) * w) // w_out)
+                    out[s, ch, i, j] = x[s, ch, r0:r1, c0:c1].sum() / ((r1 - r0) * (c1 - c0))
+    return out
+
+
+def adaptive_avg_pool2d_backward_naive(dout, x_shape):
+    """Gradient of :func:`adaptive_avg_pool2d_forward_naive` by explicit loops.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, C, H_out, W_out)
+    x_shape : tuple (N, C, H, W)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+
+    Notes
+    -----
+    Output ``(i, j)`` is the mean of its window, so each of the window's
+    ``|R_i| |C_j|`` inputs receives ``dout[n, c, i, j] / (|R_i| |C_j|)``.
+    Windows may overlap (and repeat inputs when the output is larger than
+    the input): contributions add up.
+    """
+    n, c, h, w = x_shape
+    _, _, h_out, w_out = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(h_out):
+                r0, r1 = (i * h) // h_out, -((-(i + 1) * h) // h_out)
+                for j in range(w_out):
+                    c0, c1 = (j * w) // w_out, -((-(j + 1) * w) // w_out)
+                    dx[s, ch, r0:r1, c0:c1] += dout[s, ch, i, j] / ((r1 - r0) * (c1 - c0))
+    return dx
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Adaptive average pooling, one vectorized mean per output cell.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    output_size : (int, int)
+        ``(H_out, W_out)``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H_out, W_out)
+
+    Notes
+    -----
+    A loop over the ``H_out * W_out`` cells (49 at most in AlexNet, VGG and
+    ResNet), each a sum over its window for every sample and channel at
+    once, divided by the window's area as PyTorch's kernel does.
+    """
+    n, c, h, w = x.shape
+    h_out, w_out = output_size
+    out = np.empty((n, c, h_out, w_out), dtype=x.dtype)
+    for i, (r0, r1) in enumerate(adaptive_windows(h, h_out)):
+        for j, (c0, c1) in enumerate(adaptive_windows(w, w_out)):
+            out[:, :, i, j] = x[:, :, r0:r1, c0:c1].sum(axis=(2, 3)) / ((r1 - r0) * (c1 - c0))
+    return out
+
+
+def adaptive_avg_pool2d_backward(dout, x_shape):
+    """Gradient of :func:`adaptive_avg_pool2d_forward`: each cell shares its gradient equally over its window.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, C, H_out, W_out)
+    x_shape : tuple (N, C, H, W)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+        Overlapping windows accumulate.
+    """
+    _, _, h, w = x_shape
+    _, _, h_out, w_out = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for i, (r0, r1) in enumerate(adaptive_windows(h, h_out)):
+        for j, (c0, c1) in enumerate(adaptive_windows(w, w_out)):
+            dx[:, :, r0:r1, c0:c1] += (dout[:, :, i, j] / ((r1 - r0) * (c1 - c0)))[:, :, None, None]
     return dx

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._validate import as_generator, check_float, check_float_array
 from .layers import (
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
@@ -354,6 +355,11 @@ def layer_cases(seed=0):
         bn.buffers["running_var"] = 0.5 + rng.random(3)
         bn.train(training)
         add(f"BatchNorm2d {'train' if training else 'eval'} on 3x5x3", bn, 2.0 + rng.standard_normal((4, 3, 5, 3)))
+    # The AlexNet/VGG/ResNet layers come last, so the cases above keep their random draws.
+    # Adaptive pooling: ResNet's (1, 1); windows of unequal size that overlap (7 -> 3,
+    # 5 -> 2); an output larger than the input (windows repeat rows); a divisible case.
+    for (oh, ow), h, w in [((1, 1), 5, 4), ((3, 2), 7, 5), ((4, 6), 3, 4), ((2, 2), 6, 6)]:
+        add(f"AdaptiveAvgPool2d(({oh}, {ow})) on {h}x{w}", AdaptiveAvgPool2d((oh, ow)), rng.standard_normal((2, 3, h, w)))
     return cases
 
 

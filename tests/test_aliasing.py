@@ -51,3 +51,15 @@ def test_sequential_backward_never_returns_its_argument():
     assert dscores[0, 0] == 1.0
     dx = model.backward(dscores)
     assert not np.shares_memory(dx, dscores)
+
+
+def test_pools_whose_windows_are_single_pixels_still_copy():
+    # AdaptiveAvgPool2d to the input's own size and MaxPool2d(1) are the identity:
+    # they must still return new arrays (mutant: "return x when nothing is pooled").
+    x = np.arange(24.0).reshape(2, 3, 2, 2)
+    for layer in (mc.AdaptiveAvgPool2d((2, 2)), mc.MaxPool2d(1)):
+        out = layer.forward(x)
+        np.testing.assert_array_equal(out, x)
+        assert not np.shares_memory(out, x), type(layer).__name__
+        dout = np.ones_like(out)
+        assert not np.shares_memory(layer.backward(dout), dout), type(layer).__name__

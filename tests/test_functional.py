@@ -122,3 +122,92 @@ def test_output_size_formula(size, k, s, p, expected):
 def test_output_size_rejects_kernel_larger_than_padded_input():
     with pytest.raises(ValueError, match="kernel_size 5 is larger than the padded input"):
         F.output_size(3, 5, 1, 0)
+
+
+# -- adaptive average pooling ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size,out_size,expected",
+    [
+        (5, 3, [(0, 2), (1, 4), (3, 5)]),  # unequal, overlapping windows
+        (7, 3, [(0, 3), (2, 5), (4, 7)]),
+        (6, 2, [(0, 3), (3, 6)]),  # divisible: an ordinary pool, kernel = stride = 3
+        (2, 5, [(0, 1), (0, 1), (0, 2), (1, 2), (1, 2)]),  # output larger than input: rows repeat
+        (4, 1, [(0, 4)]),  # global pooling
+        (3, 3, [(0, 1), (1, 2), (2, 3)]),  # identity
+    ],
+)
+def test_adaptive_windows_follow_pytorchs_rule(size, out_size, expected):
+    assert F.adaptive_windows(size, out_size) == expected
+
+
+def test_adaptive_windows_cover_the_input_and_are_never_empty():
+    for size in range(1, 30):
+        for out_size in range(1, 30):
+            wins = F.adaptive_windows(size, out_size)
+            assert all(0 <= a < b <= size for a, b in wins), (size, out_size)
+            assert wins[0][0] == 0 and wins[-1][1] == size
+            assert all(b0 >= a1 for (_, b0), (a1, _) in zip(wins, wins[1:]))  # consecutive windows touch or overlap
+
+
+def test_adaptive_avg_pool_hand_example():
+    # One row 0..4 pooled to 3 outputs: windows [0, 2), [1, 4), [3, 5).
+    x = np.arange(5, dtype=np.float64).reshape(1, 1, 1, 5)
+    want = [[[[0.5, 2.0, 3.5]]]]
+    np.testing.assert_array_equal(F.adaptive_avg_pool2d_forward_naive(x, (1, 3)), want)
+    np.testing.assert_array_equal(F.adaptive_avg_pool2d_forward(x, (1, 3)), want)
+    # Each output shares its gradient over its window; positions 1 and 3 sit in two windows.
+    dx = F.adaptive_avg_pool2d_backward(np.ones((1, 1, 1, 3)), x.shape)
+    np.testing.assert_allclose(dx[0, 0, 0], [1 / 2, 1 / 2 + 1 / 3, 1 / 3, 1 / 3 + 1 / 2, 1 / 2], rtol=1e-15)
+    np.testing.assert_array_equal(F.adaptive_avg_pool2d_backward_naive(np.ones((1, 1, 1, 3)), x.shape), dx)
+
+
+ADAPTIVE_GRID = [
+    # (H, W, H_out, W_out): divisible, overlapping, output larger than input, global, identity
+    (6, 4, 3, 2),
+    (7, 5, 3, 2),
+    (5, 7, 3, 4),
+    (3, 2, 5, 7),
+    (7, 6, 1, 1),
+    (6, 5, 6, 5),
+    (1, 1, 2, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("h,w,oh,ow", ADAPTIVE_GRID)
+def test_adaptive_avg_pool_fast_matches_naive(h, w, oh, ow, dtype, rng):
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-6, "atol": 2e-6}
+    out = F.adaptive_avg_pool2d_forward(x, (oh, ow))
+    assert out.shape == (2, 3, oh, ow) and out.dtype == dtype
+    np.testing.assert_allclose(out, F.adaptive_avg_pool2d_forward_naive(x, (oh, ow)), **tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    x_before, dout_before = x.copy(), dout.copy()
+    dx = F.adaptive_avg_pool2d_backward(dout, x.shape)
+    assert dx.shape == x.shape and dx.dtype == dtype
+    np.testing.assert_allclose(dx, F.adaptive_avg_pool2d_backward_naive(dout, x.shape), **tol)
+    # backward is the adjoint of forward: <pool(x), dout> == <x, dx>
+    assert abs(np.sum(out * dout, dtype=np.float64) - np.sum(x * dx, dtype=np.float64)) < (1e-12 if dtype == np.float64 else 1e-4) * x.size
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+
+
+@pytest.mark.parametrize("h,w,oh,ow", ADAPTIVE_GRID)
+def test_naive_adaptive_avg_pool_backward_matches_finite_differences(h, w, oh, ow, rng):
+    from minicam.gradcheck import numerical_gradient, rel_error
+
+    x = rng.standard_normal((2, 2, h, w))
+    dout = rng.standard_normal((2, 2, oh, ow))
+    dx = F.adaptive_avg_pool2d_backward_naive(dout, x.shape)
+    numeric = numerical_gradient(lambda v: F.adaptive_avg_pool2d_forward_naive(v, (oh, ow)), x.copy(), dout)
+    assert rel_error(dx, numeric) < 1e-7
+
+
+def test_adaptive_avg_pool_is_an_avg_pool_when_the_size_divides(rng):
+    x = rng.standard_normal((2, 3, 6, 9))
+    np.testing.assert_allclose(F.adaptive_avg_pool2d_forward(x, (2, 3)), F.avg_pool2d_forward(x, 3, 3), rtol=1e-13)
+    np.testing.assert_allclose(
+        F.adaptive_avg_pool2d_forward(x, (1, 1))[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-13
+    )

@@ -5,6 +5,7 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
+from parity_support import Differences, require
 
 CASES = gc.layer_cases(seed=0)
 
@@ -318,3 +319,109 @@ def test_model_calls_a_layer_that_overrides_the_public_methods(rng):
     np.testing.assert_allclose(model.forward(x), 2.0 * h @ model["fc2"].params["W"].T)
     dx = model.backward(np.ones((4, 2)))
     np.testing.assert_allclose(dx, 2.0 * np.ones((4, 2)) @ model["fc2"].params["W"] @ model["fc1"].params["W"])
+
+
+# -- AdaptiveAvgPool2d -----------------------------------------------------------
+
+
+def test_adaptive_avg_pool_layer_shapes_config_and_repr(rng):
+    pool = mc.AdaptiveAvgPool2d((3, 2))
+    assert pool.config() == {"output_size": [3, 2]}
+    assert mc.AdaptiveAvgPool2d(**pool.config()).output_size == (3, 2)  # the config rebuilds the layer
+    assert mc.AdaptiveAvgPool2d(7).output_size == (7, 7)
+    assert "output_size=[3, 2]" in repr(pool)
+    assert mc.layers.LAYER_TYPES["AdaptiveAvgPool2d"] is mc.AdaptiveAvgPool2d
+    for h, w in [(7, 5), (2, 1), (30, 40)]:  # any input size, smaller or larger than the output
+        x = rng.standard_normal((2, 4, h, w))
+        out = pool.forward(x)
+        assert out.shape == (2, 4, 3, 2) == pool.output_shape(x.shape)  # 4-D, like torch
+        assert pool.backward(np.ones_like(out)).shape == x.shape
+
+
+def test_adaptive_avg_pool_one_is_global_average_pooling_kept_4d(rng):
+    x = rng.standard_normal((3, 5, 7, 6))
+    dout = rng.standard_normal((3, 5))
+    pool, gap = mc.AdaptiveAvgPool2d(1), mc.GlobalAvgPool2d()
+    np.testing.assert_allclose(pool.forward(x)[:, :, 0, 0], gap.forward(x), rtol=1e-14)
+    gap.forward(x)
+    np.testing.assert_allclose(pool.backward(dout[:, :, None, None]), gap.backward(dout), rtol=1e-15)
+
+
+def test_adaptive_avg_pool_gradient_is_conserved(rng):
+    # Each output spreads its whole gradient over its window (overlaps included):
+    # per sample and channel, dx sums to what dout sums to.
+    pool = mc.AdaptiveAvgPool2d((4, 3))
+    x = rng.standard_normal((2, 3, 7, 5))
+    dout = rng.standard_normal(pool.forward(x).shape)
+    np.testing.assert_allclose(pool.backward(dout).sum(axis=(2, 3)), dout.sum(axis=(2, 3)), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make,err,match",
+    [
+        (lambda: mc.AdaptiveAvgPool2d(0), ValueError, r"output_size must be >= 1 along both axes, got \(0, 0\)"),
+        (lambda: mc.AdaptiveAvgPool2d((2, -1)), ValueError, r"output_size must be >= 1"),
+        (lambda: mc.AdaptiveAvgPool2d((2, 3, 4)), TypeError, r"output_size must be an int or a pair of ints"),
+        (lambda: mc.AdaptiveAvgPool2d(2.0), TypeError, r"output_size must be an int or a pair"),
+        (lambda: mc.AdaptiveAvgPool2d(None), TypeError, r"output_size must be an int or a pair"),
+    ],
+)
+def test_adaptive_avg_pool_refuses_bad_output_size(make, err, match):
+    with pytest.raises(err, match=match):
+        make()
+
+
+def test_adaptive_avg_pool_refuses_bad_input():
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        mc.AdaptiveAvgPool2d(2).forward(np.zeros((2, 3, 4)))
+
+
+# -- Parity with PyTorch (float64) for the AlexNet/VGG/ResNet layers --------------
+#
+# Against torch.nn.functional directly, on the same inputs and a random upstream
+# gradient. Skipped without torch (an error when CI is set, see parity_support).
+
+PARITY_TOL = 1e-12  # relative (rel_error), for arithmetic; measured differences are ~1e-16
+DIFFS = Differences("torch")
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return require("torch", "the layers' parity tests against PyTorch")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _parity_report(request):
+    yield
+    DIFFS.write_report(request, "largest difference minicam vs PyTorch per quantity (test_layers.py, float64):")
+
+
+def torch_forward_backward(torch, fn, x, dout, *params):
+    """``fn(x_t, *params_t)`` in torch autograd: the output and the gradients of x and each param."""
+    leaves = [torch.tensor(a, requires_grad=True) for a in (x, *params)]
+    out = fn(*leaves)
+    out.backward(torch.tensor(dout))
+    return out, [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize(
+    "shape,output_size",
+    [
+        ((2, 3, 7, 7), (1, 1)),  # ResNet's head
+        ((2, 3, 7, 7), (7, 7)),  # VGG's head on a 224 input: every window one pixel
+        ((2, 3, 9, 11), (7, 7)),  # VGG's head on a larger input: unequal, overlapping windows
+        ((2, 2, 13, 13), (6, 6)),  # AlexNet's head on a 13x13 map
+        ((2, 3, 3, 5), (7, 7)),  # output larger than the input
+        ((3, 2, 8, 5), (3, 2)),
+    ],
+)
+def test_adaptive_avg_pool_matches_torch(shape, output_size, torch, rng):
+    x = rng.standard_normal(shape)
+    pool = mc.AdaptiveAvgPool2d(output_size)
+    out = pool.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = pool.backward(dout)
+    out_t, (dx_t,) = torch_forward_backward(torch, lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size), x, dout)
+    where = f"{output_size} on {shape[2]}x{shape[3]}"
+    DIFFS.check("AdaptiveAvgPool2d forward", out, out_t, PARITY_TOL, where)
+    DIFFS.check("AdaptiveAvgPool2d dx", dx, dx_t, PARITY_TOL, where)

@@ -25,7 +25,7 @@ Each layer computes in its input's dtype (float64 by default; float32 for
 speed) and stores gradients in its parameters' dtype.
 
 The layers live in rooms: :mod:`~minicam.layers.base` (the protocol),
-:mod:`~minicam.layers.spatial` (Conv2d, pools, GAP), :mod:`~minicam.layers.dense`
+:mod:`~minicam.layers.spatial` (Conv2d, pools, adaptive pool, GAP), :mod:`~minicam.layers.dense`
 (Flatten, Linear), :mod:`~minicam.layers.activations` (ReLU, Dropout),
 :mod:`~minicam.layers.normalization` (BatchNorm2d, L2Normalize).
 """
@@ -34,7 +34,7 @@ from .activations import RELU_MODES, Dropout, ReLU
 from .base import Layer
 from .dense import Flatten, Linear
 from .normalization import BatchNorm2d, L2Normalize
-from .spatial import AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
+from .spatial import AdaptiveAvgPool2d, AvgPool2d, Conv2d, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
     "Layer",
@@ -42,6 +42,7 @@ __all__ = [
     "ReLU",
     "MaxPool2d",
     "AvgPool2d",
+    "AdaptiveAvgPool2d",
     "GlobalAvgPool2d",
     "Flatten",
     "Linear",
@@ -55,6 +56,9 @@ __all__ = [
 
 LAYER_TYPES = {
     cls.__name__: cls
-    for cls in (Conv2d, ReLU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Flatten, Linear, Dropout, BatchNorm2d, L2Normalize)
+    for cls in (
+        Conv2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, GlobalAvgPool2d, Flatten, Linear, Dropout, BatchNorm2d,
+        L2Normalize,
+    )
 }
 """Layer classes by name: the vocabulary of saved architectures."""

@@ -1,4 +1,4 @@
-"""Layers over feature maps: convolution, max/average pooling, global average pooling."""
+"""Layers over feature maps: convolution, max/average pooling, adaptive and global average pooling."""
 
 import numpy as np
 
@@ -7,10 +7,11 @@ from .._validate import (
     as_generator,
     check_float_dtype,
     check_int,
+    check_pair,
 )
 from .base import Layer, check_shape4, he_normal
 
-__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d"]
 
 
 class Conv2d(Layer):
@@ -168,6 +169,58 @@ class AvgPool2d(_Pool2d):
         x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         return F.avg_pool2d_backward(dout, x_shape, self.kernel_size, self.stride)
+
+
+class AdaptiveAvgPool2d(Layer):
+    """Average pooling to a fixed output size, whatever the input size (PyTorch's rule).
+
+    Parameters
+    ----------
+    output_size : int or (int, int)
+        ``(H_out, W_out)``; an int means a square output. Either may be
+        larger than the input's (windows then repeat rows/columns).
+
+    Shapes
+    ------
+    x : (N, C, H, W) -> out : (N, C, H_out, W_out), for any ``H, W >= 1``.
+    The output stays 4-D, as in PyTorch (``AdaptiveAvgPool2d(1)`` gives
+    ``(N, C, 1, 1)``; :class:`GlobalAvgPool2d` gives ``(N, C)``).
+
+    Notes
+    -----
+    Output row ``i`` averages input rows
+    ``floor(i * H / H_out) <= r < ceil((i + 1) * H / H_out)`` (integer
+    arithmetic; columns likewise), see :func:`minicam.functional.adaptive_windows`.
+    Windows differ in size and may overlap; backward shares each output's
+    gradient equally over its window and adds up where windows overlap.
+    When ``H_out`` divides ``H`` (and ``W_out`` divides ``W``) this is
+    :class:`AvgPool2d` with ``kernel_size = stride = H // H_out``.
+    :func:`minicam.functional.adaptive_avg_pool2d_forward_naive` is the loop
+    definition the kernel is tested against.
+    """
+
+    input_ndim = 4
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = check_pair(output_size, "output_size", minimum=1)
+
+    def config(self):
+        return {"output_size": list(self.output_size)}
+
+    def output_shape(self, input_shape):
+        n, c, _, _ = check_shape4(input_shape, type(self).__name__)
+        return (n, c) + self.output_size
+
+    def _forward(self, x):
+        out_shape = self.output_shape(x.shape)
+        self._cache = (x.shape, out_shape)
+        return F.adaptive_avg_pool2d_forward(x, self.output_size)
+
+    def _backward(self, dout):
+        x_shape, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        return F.adaptive_avg_pool2d_backward(dout, x_shape)
 
 
 class GlobalAvgPool2d(Layer):
