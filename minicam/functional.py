@@ -15,8 +15,9 @@ result keeps the dtype of its input.
 
 Conventions (see ``minicam.__init__``): arrays are NCHW, convolution is
 cross-correlation (no kernel flip) with zero padding, pooling uses floor
-mode (leftover rows/columns are dropped) and max-pool ties send the gradient
-to the first maximum of the window in row-major order.
+mode (leftover rows/columns are dropped), max-pool pads with ``-inf`` (a
+padded position never wins) and its ties send the gradient to the first
+maximum of the window in row-major order.
 
 Output size of a convolution or pooling window along one axis::
 
@@ -39,6 +40,7 @@ __all__ = [
     "conv2d_backward_naive",
     "conv2d_forward",
     "conv2d_backward",
+    "check_max_pool_padding",
     "max_pool2d_forward_naive",
     "max_pool2d_backward_naive",
     "max_pool2d_forward",
@@ -81,23 +83,29 @@ def output_size(size, kernel_size, stride=1, padding=0):
     return (padded - kernel_size) // stride + 1
 
 
-def pad2d(x, padding):
-    """Zero-pad the two spatial axes of an NCHW array (returns a new array).
+def pad2d(x, padding, value=0.0):
+    """Pad the two spatial axes of an NCHW array with a constant (zeros by default).
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
     padding : int
+    value : float
+        What the border holds: 0 for convolution, ``-inf`` for max pooling.
 
     Returns
     -------
     ndarray, shape (N, C, H + 2*padding, W + 2*padding)
+        A new array, except for ``padding == 0``, where ``x`` itself is
+        returned (callers only read it).
     """
     if padding == 0:
         return x
     p = padding
     n, c, h, w = x.shape
-    out = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype)  # np.pad is ~3x slower
+    shape = (n, c, h + 2 * p, w + 2 * p)
+    # np.pad is ~3x slower
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     out[:, :, p : p + h, p : p + w] = x
     return out
 
@@ -395,53 +403,100 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
 # ----------------------------------------------------------------------------
 
 
-def max_pool2d_forward_naive(x, kernel_size, stride):
+def check_max_pool_padding(kernel_size, padding):
+    """Refuse a max-pool padding larger than ``kernel_size // 2`` (PyTorch's rule).
+
+    With ``padding <= kernel_size // 2`` every window holds at least one
+    input, so the ``-inf`` border never becomes an output (nor receives a
+    gradient).
+
+    Returns
+    -------
+    int
+        ``padding``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, its value and the limit.
+    """
+    if padding > kernel_size // 2:
+        raise ValueError(
+            f"padding must be <= kernel_size // 2 = {kernel_size // 2} for kernel_size={kernel_size} "
+            f"(PyTorch's rule: a window must not lie mostly in the padding), got padding={padding}"
+        )
+    return padding
+
+
+def max_pool2d_forward_naive(x, kernel_size, stride, padding=0):
     """Max pooling by explicit loops (floor mode).
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
+        Finite values.
     kernel_size, stride : int
+    padding : int, default 0
+        Rows/columns of ``-inf`` added on every side, at most
+        ``kernel_size // 2``.
 
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
+        ``H_out = (H + 2*padding - kernel_size) // stride + 1`` (same for W).
+
+    Notes
+    -----
+    The border is ``-inf``, not zero: a padded position never wins a max, so
+    a window at the edge is the max of its inputs only (zero padding would
+    turn a window of negative values into 0).
     """
     n, c, h, w = x.shape
     k = kernel_size
-    h_out = output_size(h, k, stride)
-    w_out = output_size(w, k, stride)
+    check_max_pool_padding(k, padding)
+    h_out = output_size(h, k, stride, padding)
+    w_out = output_size(w, k, stride, padding)
+    xp = pad2d(x, padding, value=-np.inf)
     out = np.zeros((n, c, h_out, w_out), dtype=x.dtype)
     for s in range(n):
         for ch in range(c):
             for i in range(h_out):
                 for j in range(w_out):
-                    out[s, ch, i, j] = x[s, ch, i * stride : i * stride + k, j * stride : j * stride + k].max()
+                    out[s, ch, i, j] = xp[s, ch, i * stride : i * stride + k, j * stride : j * stride + k].max()
     return out
 
 
-def max_pool2d_backward_naive(dout, x, kernel_size, stride):
+def max_pool2d_backward_naive(dout, x, kernel_size, stride, padding=0):
     """Gradient of max pooling by explicit loops.
 
     Each window's upstream gradient goes to its *first* maximum in row-major
     order (``np.argmax`` semantics), so ties are resolved deterministically.
+    Padded positions are ``-inf`` and never receive a gradient.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, C, H_out, W_out)
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, padding : int
+        As in :func:`max_pool2d_forward_naive`.
 
     Returns
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    n, c, _, _ = x.shape
     k = kernel_size
+    check_max_pool_padding(k, padding)
     _, _, h_out, w_out = dout.shape
-    dx = np.zeros_like(x)
-    for s in range(n):
-        for ch in range(c):
+    xp = pad2d(x, padding, value=-np.inf)
+    dxp = np.zeros_like(xp)
+    for s in range(xp.shape[0]):
+        for ch in range(xp.shape[1]):
             for i in range(h_out):
                 for j in range(w_out):
-                    window = x[s, ch, i * stride : i * stride + k, j * stride : j * stride + k]
+                    window = xp[s, ch, i * stride : i * stride + k, j * stride : j * stride + k]
                     p, q = np.unravel_index(np.argmax(window), window.shape)
-                    dx[s, ch, i * stride + p, j * stride + q] += dout[s, ch, i, j]
-    return dx
+                    dxp[s, ch, i * stride + p, j * stride + q] += dout[s, ch, i, j]
+    return unpad2d(dxp, padding)
 
 
 def _offset_views(x, kernel_size, stride, h_out, w_out):
@@ -459,26 +514,39 @@ def _offset_views(x, kernel_size, stride, h_out, w_out):
     ]
 
 
-def max_pool2d_forward(x, kernel_size, stride):
+def max_pool2d_forward(x, kernel_size, stride, padding=0):
     """Vectorized max pooling (floor mode).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        Finite values.
+    kernel_size, stride : int
+    padding : int, default 0
+        ``-inf`` rows/columns on every side, at most ``kernel_size // 2``
+        (see :func:`max_pool2d_forward_naive`).
 
     Returns
     -------
     out : ndarray, shape (N, C, H_out, W_out)
+        ``H_out = (H + 2*padding - kernel_size) // stride + 1`` (same for W).
     argmax : ndarray of uint8 (intp for windows of more than 255), shape (N, C, H_out, W_out)
-        Flat index ``p * KW + q`` of the first maximum inside each window.
+        Flat index ``p * KW + q`` of the first maximum inside each window
+        of the padded input (never a padded position).
 
     Notes
     -----
     ``out`` is the running ``np.maximum`` of the ``K*K`` offset views (no
     window is copied). The first maximum's index is the number of offsets,
     in row-major order, before the first one equal to ``out``: a running
-    "no maximum yet" mask, added up.
+    "no maximum yet" mask, added up. Without padding the views are views of
+    ``x`` itself; with padding, of one ``-inf``-bordered copy.
     """
     k = kernel_size
-    h_out = output_size(x.shape[2], k, stride)
-    w_out = output_size(x.shape[3], k, stride)
-    views = _offset_views(x, k, stride, h_out, w_out)
+    check_max_pool_padding(k, padding)
+    h_out = output_size(x.shape[2], k, stride, padding)
+    w_out = output_size(x.shape[3], k, stride, padding)
+    views = _offset_views(pad2d(x, padding, value=-np.inf), k, stride, h_out, w_out)
     out = views[0].copy()
     for v in views[1:]:
         np.maximum(out, v, out=out)
@@ -490,7 +558,7 @@ def max_pool2d_forward(x, kernel_size, stride):
     return out, argmax
 
 
-def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
+def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride, padding=0):
     """Vectorized gradient of max pooling from the stored argmax.
 
     Parameters
@@ -499,14 +567,18 @@ def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
     argmax : ndarray of int, shape (N, C, H_out, W_out)
         As returned by :func:`max_pool2d_forward`.
     x_shape : tuple (N, C, H, W)
+    kernel_size, stride, padding : int
+        As given to :func:`max_pool2d_forward`.
 
     Returns
     -------
     dx : ndarray, shape (N, C, H, W)
+        (A view into a padded buffer when ``padding > 0``.)
     """
     k = kernel_size
+    n, c, h, w = x_shape
     _, _, h_out, w_out = dout.shape
-    dx = np.zeros(x_shape, dtype=dout.dtype)
+    dx = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=dout.dtype)
     slabs = _offset_views(dx, k, stride, h_out, w_out)
     # For each offset (p, q), route the windows whose first maximum sits there.
     for index, slab in enumerate(slabs):
@@ -515,7 +587,7 @@ def max_pool2d_backward(dout, argmax, x_shape, kernel_size, stride):
         else:  # overlapping windows accumulate
             slab += dout * (argmax == index)
     dx += 0.0  # dout * False is -0.0 where dout < 0: make every zero +0.0, as in the naive loop
-    return dx
+    return unpad2d(dx, padding)
 
 
 def avg_pool2d_forward(x, kernel_size, stride):

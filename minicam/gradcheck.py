@@ -360,6 +360,10 @@ def layer_cases(seed=0):
     # 5 -> 2); an output larger than the input (windows repeat rows); a divisible case.
     for (oh, ow), h, w in [((1, 1), 5, 4), ((3, 2), 7, 5), ((4, 6), 3, 4), ((2, 2), 6, 6)]:
         add(f"AdaptiveAvgPool2d(({oh}, {ow})) on {h}x{w}", AdaptiveAvgPool2d((oh, ow)), rng.standard_normal((2, 3, h, w)))
+    # Padded max-pool: ResNet's stem (3/2/1, overlapping), non-overlapping windows whose
+    # edge ones are half padding, stride 1; padding is -inf, so it never wins.
+    for k, s, p, h, w in [(3, 2, 1, 7, 8), (2, 2, 1, 5, 6), (3, 1, 1, 4, 5)]:
+        add(f"MaxPool2d(k={k}, s={s}, p={p}) on {h}x{w}", MaxPool2d(k, s, padding=p), distinct_input((2, 3, h, w), rng))
     return cases
 
 

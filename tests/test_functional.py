@@ -211,3 +211,50 @@ def test_adaptive_avg_pool_is_an_avg_pool_when_the_size_divides(rng):
     np.testing.assert_allclose(
         F.adaptive_avg_pool2d_forward(x, (1, 1))[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-13
     )
+
+
+# -- max pooling with padding -----------------------------------------------------
+
+
+def test_max_pool_padding_never_wins_hand_example():
+    # All inputs negative: a zero border would win every edge window; -inf never does.
+    x = -np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    want = -np.array([[[[1.0, 1.0, 2.0], [1.0, 1.0, 2.0], [3.0, 3.0, 4.0]]]])  # k=2, s=1, p=1: 3x3 windows
+    np.testing.assert_array_equal(F.max_pool2d_forward_naive(x, 2, 1, 1), want)
+    out, argmax = F.max_pool2d_forward(x, 2, 1, 1)
+    np.testing.assert_array_equal(out, want)
+    # Window (0, 0) holds pad, pad, pad, x[0, 0]: its maximum is offset (1, 1) = 3.
+    assert argmax[0, 0, 0, 0] == 3
+    dx = F.max_pool2d_backward(np.ones((1, 1, 3, 3)), argmax, x.shape, 2, 1, 1)
+    np.testing.assert_array_equal(dx, [[[[4.0, 2.0], [2.0, 1.0]]]])  # -1 wins 4 windows, -2 and -3 two, -4 one
+    np.testing.assert_array_equal(F.max_pool2d_backward_naive(np.ones((1, 1, 3, 3)), x, 2, 1, 1), dx)
+
+
+def test_max_pool_padding_ties_go_to_the_first_input_maximum():
+    # ResNet's stem pool (3/2/1) on a map of ReLU zeros: every window is a tie among
+    # its inputs; the gradient goes to the first input in row-major order, never to the border.
+    x = np.zeros((1, 1, 4, 4))
+    out, argmax = F.max_pool2d_forward(x, 3, 2, 1)
+    np.testing.assert_array_equal(out, np.zeros((1, 1, 2, 2)))
+    # windows start at padded rows/cols 0 and 2: their first input is at padded (1, 1), (1, 2), (2, 1), (2, 2)
+    np.testing.assert_array_equal(argmax[0, 0], [[4, 3], [1, 0]])
+    dx = F.max_pool2d_backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), argmax, x.shape, 3, 2, 1)
+    want = np.zeros((1, 1, 4, 4))
+    want[0, 0, 0, 0], want[0, 0, 0, 1], want[0, 0, 1, 0], want[0, 0, 1, 1] = 1.0, 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(dx, want)
+    np.testing.assert_array_equal(F.max_pool2d_backward_naive(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), x, 3, 2, 1), want)
+
+
+@pytest.mark.parametrize("k,p", [(3, 2), (2, 2), (1, 1), (4, 3)])
+def test_max_pool_refuses_padding_above_half_the_kernel(k, p):
+    match = rf"padding must be <= kernel_size // 2 = {k // 2} for kernel_size={k} .* got padding={p}"
+    x = np.zeros((1, 1, 8, 8))
+    for call in (lambda: F.max_pool2d_forward(x, k, 1, p), lambda: F.max_pool2d_forward_naive(x, k, 1, p)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+@pytest.mark.parametrize("size,k,s,p,expected", [(7, 3, 2, 1, 4), (112, 3, 2, 1, 56), (55, 3, 2, 0, 27), (5, 2, 2, 1, 3), (1, 3, 1, 1, 1)])
+def test_max_pool_output_size_is_floor_mode(size, k, s, p, expected):
+    out, _ = F.max_pool2d_forward(np.zeros((1, 1, size, size)), k, s, p)
+    assert out.shape[2:] == (expected, expected) == (F.output_size(size, k, s, p),) * 2

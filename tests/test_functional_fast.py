@@ -158,3 +158,55 @@ def test_max_pool_writes_into_nothing(rng):
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(dout, d0)
     np.testing.assert_array_equal(argmax, a0)
+
+
+POOL_PAD_GRID = [
+    # (H, W, K, stride, padding): ResNet's stem, AlexNet-like overlap with padding,
+    # non-overlapping windows half in the padding, stride 1, a 5x5 window, a 1x1 input
+    (7, 8, 3, 2, 1),
+    (8, 7, 3, 2, 1),
+    (6, 5, 2, 2, 1),
+    (5, 4, 3, 1, 1),
+    (9, 7, 5, 2, 2),
+    (7, 7, 3, 3, 1),
+    (1, 1, 3, 1, 1),
+    (4, 6, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("ties", [False, True, "relu"], ids=["distinct", "ties", "relu-zeros"])
+@pytest.mark.parametrize("h,w,k,s,p", POOL_PAD_GRID)
+def test_padded_max_pool_fast_matches_naive(h, w, k, s, p, ties, dtype, rng):
+    if ties == "relu":  # what a max-pool after a ReLU sees: about half zeros, whole windows of zeros
+        x = np.maximum(rng.standard_normal((2, 3, h, w)) - 0.5, 0.0).astype(dtype)
+    elif ties:
+        x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)
+    else:
+        x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    x_before = x.copy()
+    out, argmax = F.max_pool2d_forward(x, k, s, p)
+    assert out.shape == (2, 3, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1) and out.dtype == dtype
+    assert np.all(np.isfinite(out))  # the -inf border never comes out
+    np.testing.assert_array_equal(out, F.max_pool2d_forward_naive(x, k, s, p))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = F.max_pool2d_backward(dout, argmax, x.shape, k, s, p)
+    assert dx.shape == x.shape and dx.dtype == dtype
+    np.testing.assert_allclose(dx, F.max_pool2d_backward_naive(dout, x, k, s, p), rtol=0, atol=1e-6 if dtype == np.float32 else 1e-15)
+    if s >= k:
+        np.testing.assert_array_equal(dx, F.max_pool2d_backward_naive(dout, x, k, s, p))
+    # Every window's gradient lands on an input, none in the padding.
+    np.testing.assert_allclose(dx.sum(dtype=np.float64), dout.sum(dtype=np.float64), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert not np.any(np.signbit(dx[dx == 0]))
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_max_pool_without_padding_reads_x_itself(monkeypatch, rng):
+    # The unpadded path (every existing network) makes no padded copy of x: pad2d hands x back.
+    seen = []
+    real = F.pad2d
+    monkeypatch.setattr(F, "pad2d", lambda a, padding, value=0.0: seen.append(real(a, padding, value) is a) or real(a, padding, value))
+    x = rng.standard_normal((2, 3, 6, 6))
+    F.max_pool2d_forward(x, 2, 2)
+    F.max_pool2d_forward(x, 3, 2, 1)
+    assert seen == [True, False]

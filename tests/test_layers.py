@@ -5,7 +5,7 @@ import pytest
 
 import minicam as mc
 from minicam import gradcheck as gc
-from parity_support import Differences, require
+from parity_support import Differences, numpy_of, require
 
 CASES = gc.layer_cases(seed=0)
 
@@ -425,3 +425,109 @@ def test_adaptive_avg_pool_matches_torch(shape, output_size, torch, rng):
     where = f"{output_size} on {shape[2]}x{shape[3]}"
     DIFFS.check("AdaptiveAvgPool2d forward", out, out_t, PARITY_TOL, where)
     DIFFS.check("AdaptiveAvgPool2d dx", dx, dx_t, PARITY_TOL, where)
+
+
+# -- MaxPool2d padding ----------------------------------------------------------------
+
+
+def test_max_pool_padding_config_and_old_configs():
+    pool = mc.MaxPool2d(3, stride=2, padding=1)
+    assert pool.config() == {"kernel_size": 3, "stride": 2, "padding": 1}
+    assert "padding=1" in repr(pool)
+    # An unpadded pool is described exactly as before padding existed, and such a
+    # config (every model file saved so far) still builds the same layer.
+    assert mc.MaxPool2d(2).config() == {"kernel_size": 2, "stride": 2}
+    old = mc.MaxPool2d(**{"kernel_size": 3, "stride": 2})
+    assert old.padding == 0 and old.config() == {"kernel_size": 3, "stride": 2}
+    assert mc.MaxPool2d(**pool.config()).config() == pool.config()
+    assert mc.AvgPool2d(2).padding == 0 and "padding" not in mc.AvgPool2d(2).config()
+
+
+def test_max_pool_padding_output_shape():
+    # ResNet's stem pool halves a 112x112 map to 56x56; floor mode on odd sizes.
+    pool = mc.MaxPool2d(3, stride=2, padding=1)
+    assert pool.output_shape((1, 64, 112, 112)) == (1, 64, 56, 56)
+    out = pool.forward(np.zeros((2, 3, 7, 8)))
+    assert out.shape == (2, 3, 4, 4) == pool.output_shape((2, 3, 7, 8))
+
+
+def test_max_pool_padding_round_trips_through_a_model_file(tmp_path, rng):
+    model = mc.Sequential([("conv", mc.Conv2d(2, 3, 3, rng=0)), ("pool1", mc.MaxPool2d(3, stride=2, padding=1)),
+                           ("pool2", mc.MaxPool2d(2)), ("gap", mc.GlobalAvgPool2d())])
+    path = tmp_path / "m.npz"
+    mc.io.save(model, path)
+    loaded = mc.io.load(path)
+    assert loaded["pool1"].config() == {"kernel_size": 3, "stride": 2, "padding": 1}
+    assert loaded["pool2"].config() == {"kernel_size": 2, "stride": 2}
+    x = rng.standard_normal((2, 2, 9, 8))
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize(
+    "make,err,match",
+    [
+        (lambda: mc.MaxPool2d(3, stride=2, padding=2), ValueError,
+         r"padding must be <= kernel_size // 2 = 1 for kernel_size=3 .*got padding=2"),
+        (lambda: mc.MaxPool2d(2, padding=2), ValueError, r"padding must be <= kernel_size // 2 = 1 .*got padding=2"),
+        (lambda: mc.MaxPool2d(1, padding=1), ValueError, r"kernel_size // 2 = 0 .*got padding=1"),
+        (lambda: mc.MaxPool2d(3, padding=-1), ValueError, r"padding must be >= 0, got -1"),
+        (lambda: mc.MaxPool2d(3, padding=1.0), TypeError, r"padding must be an int, got 1.0"),
+        (lambda: mc.MaxPool2d(3, padding=True), TypeError, r"padding must be an int, got True"),
+    ],
+)
+def test_max_pool_refuses_bad_padding(make, err, match):
+    with pytest.raises(err, match=match):
+        make()
+
+
+def test_avg_pool_has_no_padding_argument():
+    with pytest.raises(TypeError, match="padding"):
+        mc.AvgPool2d(2, padding=1)
+
+
+def ties_input(kind, shape, rng):
+    """Max-pool inputs with ties: ReLU zeros (whole windows of zeros), small integers, or all zeros."""
+    if kind == "relu":
+        return np.maximum(rng.standard_normal(shape) - 0.3, 0.0)
+    if kind == "integers":
+        x = rng.integers(0, 3, size=shape).astype(np.float64)
+        x[0, 0] = 1.0  # a plane that is all ties
+        return x
+    if kind == "zeros":
+        return np.zeros(shape)
+    return rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("kind", ["distinct", "relu", "integers", "zeros"])
+@pytest.mark.parametrize(
+    "kernel_size,stride,padding,shape",
+    [
+        (3, 2, 1, (2, 3, 7, 8)),  # ResNet's stem pool
+        (3, 2, 1, (1, 2, 8, 8)),
+        (3, 2, 0, (2, 2, 13, 13)),  # AlexNet's pools (overlapping)
+        (3, 2, 0, (1, 2, 7, 6)),
+        (2, 2, 1, (2, 2, 5, 6)),  # non-overlapping, edge windows half padding
+        (3, 1, 1, (1, 2, 5, 4)),  # stride 1, "same" size
+        (2, 2, 0, (2, 3, 6, 5)),  # the small networks' pool
+        (5, 2, 2, (1, 2, 9, 7)),
+    ],
+)
+def test_max_pool_matches_torch_including_ties(kernel_size, stride, padding, shape, kind, torch, rng):
+    # minicam's documented rule (first maximum in row-major order of the window) is what
+    # PyTorch's CPU kernel does in float64 too; padding (-inf in both) never wins.
+    x = ties_input(kind, shape, rng)
+    pool = mc.MaxPool2d(kernel_size, stride=stride, padding=padding)
+    out = pool.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = pool.backward(dout)
+    out_t, (dx_t,) = torch_forward_backward(
+        torch, lambda t: torch.nn.functional.max_pool2d(t, kernel_size, stride, padding), x, dout
+    )
+    where = f"k={kernel_size}, s={stride}, p={padding} on {shape[2]}x{shape[3]}, {kind}"
+    DIFFS.check("MaxPool2d forward (exact)", out, out_t, 0.0, where)
+    if stride >= kernel_size:
+        DIFFS.check("MaxPool2d dx, windows apart (exact)", dx, dx_t, 0.0, where)
+    else:  # a position in several windows sums their gradients, in another order than torch
+        DIFFS.check("MaxPool2d dx, overlapping windows", dx, dx_t, PARITY_TOL, where)
+    # the same routing: every input gets a gradient from the same windows as in torch
+    np.testing.assert_array_equal(dx != 0, numpy_of(dx_t) != 0, err_msg=where)

@@ -102,6 +102,7 @@ class Conv2d(Layer):
 
 class _Pool2d(Layer):
     input_ndim = 4
+    padding = 0  # AvgPool2d has none; MaxPool2d sets its own
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
@@ -116,8 +117,8 @@ class _Pool2d(Layer):
         return (
             n,
             c,
-            F.output_size(h, self.kernel_size, self.stride),
-            F.output_size(w, self.kernel_size, self.stride),
+            F.output_size(h, self.kernel_size, self.stride, self.padding),
+            F.output_size(w, self.kernel_size, self.stride, self.padding),
         )
 
 
@@ -128,29 +129,48 @@ class MaxPool2d(_Pool2d):
     ----------
     kernel_size : int
     stride : int, optional
-        Defaults to ``kernel_size`` (non-overlapping windows).
+        Defaults to ``kernel_size`` (non-overlapping windows). A smaller
+        stride makes windows overlap (AlexNet's ``MaxPool2d(3, stride=2)``).
+    padding : int, default 0
+        Rows/columns added on every side, at most ``kernel_size // 2``
+        (PyTorch's rule; ResNet's stem is ``MaxPool2d(3, stride=2, padding=1)``).
+        The padding is ``-inf``: it never wins a max and never gets a gradient.
 
     Shapes
     ------
-    x : (N, C, H, W) -> out : (N, C, H_out, W_out), ``H_out = (H - K) // stride + 1``.
+    x : (N, C, H, W) -> out : (N, C, H_out, W_out),
+    ``H_out = (H + 2*padding - K) // stride + 1`` (same for W).
     Leftover rows/columns are dropped.
 
     Notes
     -----
     The gradient of each window goes to its first maximum in row-major order
-    (ties are broken deterministically, as ``np.argmax`` does).
+    (ties are broken deterministically, as ``np.argmax`` does, and as
+    PyTorch's CPU kernel does); where windows overlap, the gradients a
+    position receives add up. ``config()`` lists ``padding`` only when it is
+    not 0, so an unpadded pool is saved exactly as before padding existed.
     """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride)
+        self.padding = F.check_max_pool_padding(self.kernel_size, check_int(padding, "padding", minimum=0))
+
+    def config(self):
+        config = super().config()
+        if self.padding:
+            config["padding"] = self.padding
+        return config
 
     def _forward(self, x):
         out_shape = self.output_shape(x.shape)
-        out, argmax = F.max_pool2d_forward(x, self.kernel_size, self.stride)
+        out, argmax = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
         self._cache = (argmax, x.shape, out_shape)
         return out
 
     def _backward(self, dout):
         argmax, x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
-        return F.max_pool2d_backward(dout, argmax, x_shape, self.kernel_size, self.stride)
+        return F.max_pool2d_backward(dout, argmax, x_shape, self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool2d):
