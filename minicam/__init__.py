@@ -39,7 +39,7 @@ from .layers import (
     ReLU,
 )
 from .losses import log_softmax, softmax, softmax_cross_entropy, triplet_loss
-from .model import Sequential
+from .model import Residual, Sequential
 from . import viz  # figures: imports matplotlib only when one of its functions is called
 from . import explain
 from .explain import (
@@ -101,6 +101,7 @@ __all__ = [
     "MaxPool2d",
     "ReLU",
     "Sequential",
+    "Residual",
     "StateError",
     "datasets",
     "diagnose",

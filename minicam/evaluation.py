@@ -141,7 +141,7 @@ def methods(model, x_shape, smoothgrad_samples=10):
     copies with a fixed seed, Eigen-CAM ignores the class (it is class-agnostic).
     """
     _, _, height, width = x_shape
-    layer = last_feature_layer(model.output_shapes(tuple(x_shape)))
+    layer = last_feature_layer(model, model.output_shapes(tuple(x_shape)))
     window, stride = (max(1, height // 4), max(1, width // 4)), (max(1, height // 8), max(1, width // 8))
     table = []
     if cam_applies(model, layer):

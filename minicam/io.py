@@ -66,11 +66,11 @@ from .layers import LAYER_TYPES
 __all__ = [
     "save", "load", "load_metadata", "load_image", "image_size", "FORMAT", "FORMAT_VERSION", "ARCHITECTURE_KEY",
     "MAX_ARCHITECTURE_CHARS", "MAX_LAYERS", "MAX_FEATURES", "MAX_KERNEL_SIZE", "MAX_STRIDE", "MAX_PADDING",
-    "MAX_ARRAY_ELEMENTS", "MAX_PARAMETERS", "MAX_ABS_VALUE", "MAX_IMAGE_PIXELS",
+    "MAX_ARRAY_ELEMENTS", "MAX_PARAMETERS", "MAX_ABS_VALUE", "MAX_IMAGE_PIXELS", "MAX_OUTPUT_SIZE", "MAX_DEPTH",
 ]
 
 FORMAT = "minicam-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARCHITECTURE_KEY = "__architecture__"
 
 # Caps on what a model file may declare (see the module docstring). Each is far
@@ -88,6 +88,8 @@ MAX_STRIDE = 64
 """Largest ``stride``."""
 MAX_PADDING = 64
 """Largest ``padding``."""
+MAX_OUTPUT_SIZE = 1024
+"""Largest side of an adaptive pooling layer's ``output_size``."""
 MAX_ARRAY_ELEMENTS = 2**27
 """Most scalars in one stored array (134 M: 1 GiB in float64)."""
 MAX_PARAMETERS = 2**28
@@ -99,6 +101,10 @@ many orders of magnitude smaller; 1e12 squared is still far from float32's
 
 _HEADER_KEYS = {"format", "version", "minicam_version", "layers", "metadata"}
 _LAYER_KEYS = {"name", "type", "config"}
+# Containers (format version 2): their keys instead of "config".
+_CONTAINER_KEYS = {"Sequential": {"name", "type", "layers"}, "Residual": {"name", "type", "body", "shortcut", "after"}}
+MAX_DEPTH = 16
+"""Deepest nesting of containers in a model file."""
 # Constructor arguments that are not architecture: the initialiser's seed
 # and the dtype (chosen at load time).
 _NOT_CONFIG = {"self", "rng", "dtype"}
@@ -111,20 +117,34 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # ----------------------------------------------------------------------------
 
 
+def _spec(name, node, path):
+    """The JSON-ready description of one node (a layer or a container, recursively)."""
+    from .model import Residual, Sequential
+
+    if type(node) is Sequential:
+        return {"name": name, "type": "Sequential", "layers": [_spec(n, c, f"{path}{n}.") for n, c in node.items()]}
+    if type(node) is Residual:
+        return {
+            "name": name,
+            "type": "Residual",
+            "body": [_spec(n, c, f"{path}{n}.") for n, c in node.body.items()],
+            "shortcut": None if node.shortcut is None else _spec(node.shortcut_name, node.shortcut, f"{path}{node.shortcut_name}."),
+            "after": None if node.after is None else [_spec(n, c, f"{path}{n}.") for n, c in node.after.items()],
+        }
+    tname = type(node).__name__
+    if LAYER_TYPES.get(tname) is not type(node):
+        # A subclass may compute something else under the same config:
+        # saving it as its parent would load a different model.
+        raise TypeError(
+            f"layer {path[:-1]!r} is a {type(node).__module__}.{type(node).__qualname__}; a minicam file can "
+            f"only describe the layer types {sorted(LAYER_TYPES)} and the containers Sequential and Residual"
+        )
+    return {"name": name, "type": tname, "config": node.config()}
+
+
 def _architecture(model):
-    """The JSON-ready list of ``{"name", "type", "config"}`` of ``model``'s layers."""
-    layers = []
-    for name, layer in model.items():
-        tname = type(layer).__name__
-        if LAYER_TYPES.get(tname) is not type(layer):
-            # A subclass may compute something else under the same config:
-            # saving it as its parent would load a different model.
-            raise TypeError(
-                f"layer {name!r} is a {type(layer).__module__}.{type(layer).__qualname__}; a minicam file can "
-                f"only describe the layer types {sorted(LAYER_TYPES)}"
-            )
-        layers.append({"name": name, "type": tname, "config": layer.config()})
-    return layers
+    """The JSON-ready list of ``{"name", "type", "config"}`` of ``model``'s layers (containers nested)."""
+    return [_spec(name, node, f"{name}.") for name, node in model.items()]
 
 
 def save(model, path, metadata=None):
@@ -160,11 +180,14 @@ def save(model, path, metadata=None):
         metadata = {}
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict (JSON object) or None, got {type(metadata).__name__}")
+    layers = _architecture(model)
     header = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        # Version 2 added containers; a model without any is written as
+        # version 1, readable by every minicam.
+        "version": FORMAT_VERSION if len(layers) != sum(1 for _ in model.named_layers()) else 1,
         "minicam_version": __version__,
-        "layers": _architecture(model),
+        "layers": layers,
         "metadata": metadata,
     }
     try:
@@ -217,13 +240,14 @@ def _layer_arrays(kind, config):
     """
     if kind == "Conv2d":
         f, c, k = config["out_channels"], config["in_channels"], config["kernel_size"]
-        return {"W": (f, c, k, k), "b": (f,)}
+        return {"W": (f, c, k, k), "b": (f,)} if config.get("bias", True) else {"W": (f, c, k, k)}
     if kind == "Linear":
         return {"W": (config["out_features"], config["in_features"]), "b": (config["out_features"],)}
     if kind == "BatchNorm2d":
         c = config["num_features"]
         return {"gamma": (c,), "beta": (c,), "running_mean": (c,), "running_var": (c,)}
-    if kind in ("ReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout", "L2Normalize"):
+    if kind in ("ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout",
+                "L2Normalize"):
         return {}
     return None
 
@@ -312,25 +336,91 @@ def _check_header(header, where):
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ValueError(f"{where}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
-    for i, spec in enumerate(layers):
-        if not isinstance(spec, dict) or set(spec) != _LAYER_KEYS:
-            raise ValueError(
-                f"{where}: layers[{i}] must be an object with exactly the keys {sorted(_LAYER_KEYS)}, got {spec!r:.120}"
-            )
-        if not isinstance(spec["name"], str):
-            raise ValueError(f"{where}: layers[{i}] name must be a string, got {spec['name']!r:.80}")
-        if not isinstance(spec["type"], str) or spec["type"] not in LAYER_TYPES:
-            raise ValueError(
-                f"{where}: layer {spec['name']!r:.80} has unknown type {spec['type']!r:.80}; "
-                f"known types: {sorted(LAYER_TYPES)}"
-            )
-        if not isinstance(spec["config"], dict):
-            raise ValueError(f"{where}: layer {spec['name']!r:.80} config must be a JSON object, got {spec['config']!r:.80}")
-    names = [spec["name"] for spec in layers]
+    count = [0]
+    _check_specs(layers, where, "layers", "", 1, count)
+    return layers, metadata
+
+
+def _check_specs(specs, where, field, prefix, depth, count):
+    """Check a list of node specs (recursively): keys, names, types, nesting and the total count."""
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"{where}: {field} must be a non-empty list, got {specs!r:.80}")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}: containers nested more than MAX_DEPTH = {MAX_DEPTH} deep (at {prefix[:-1]!r:.120})")
+    for i, spec in enumerate(specs):
+        _check_spec(spec, where, f"{field}[{i}]", prefix, depth, count)
+    names = [spec["name"] for spec in specs]
     dupes = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
     if dupes:
         raise ValueError(f"{where}: layer names must be unique, got duplicates {dupes!r:.200}")
-    return layers, metadata
+
+
+def _check_spec(spec, where, field, prefix, depth, count):
+    count[0] += 1
+    if count[0] > MAX_LAYERS:
+        raise ValueError(f"{where}: more than MAX_LAYERS = {MAX_LAYERS} layers and containers")
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    keys = _CONTAINER_KEYS.get(kind, _LAYER_KEYS) if isinstance(kind, str) else _LAYER_KEYS
+    if not isinstance(spec, dict) or set(spec) != keys:
+        raise ValueError(f"{where}: {field} must be an object with exactly the keys {sorted(keys)}, got {spec!r:.120}")
+    if not isinstance(spec["name"], str):
+        raise ValueError(f"{where}: {field} name must be a string, got {spec['name']!r:.80}")
+    name = prefix + spec["name"]
+    if kind == "Sequential":
+        _check_specs(spec["layers"], where, f"{name!r}.layers", name + ".", depth + 1, count)
+    elif kind == "Residual":
+        _check_specs(spec["body"], where, f"{name!r}.body", name + ".", depth + 1, count)
+        if spec["shortcut"] is not None:
+            if isinstance(spec["shortcut"], dict) and spec["shortcut"].get("type") == "Residual":
+                raise ValueError(f"{where}: block {name!r}: a shortcut cannot be a Residual")
+            _check_spec(spec["shortcut"], where, f"{name!r}.shortcut", name + ".", depth + 1, count)
+        if spec["after"] is not None:
+            _check_specs(spec["after"], where, f"{name!r}.after", name + ".", depth + 1, count)
+    else:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
+            raise ValueError(
+                f"{where}: layer {name!r:.80} has unknown type {kind!r:.80}; "
+                f"known types: {sorted(LAYER_TYPES)} and the containers {sorted(_CONTAINER_KEYS)}"
+            )
+        if not isinstance(spec["config"], dict):
+            raise ValueError(f"{where}: layer {name!r:.80} config must be a JSON object, got {spec['config']!r:.80}")
+
+
+def _expected_arrays(specs, where, prefix=""):
+    """``{"path.key": shape}`` of every array the (checked) specs imply."""
+    expected = {}
+    for spec in specs:
+        name = prefix + spec["name"]
+        if spec["type"] == "Sequential":
+            expected.update(_expected_arrays(spec["layers"], where, name + "."))
+        elif spec["type"] == "Residual":
+            for part in (spec["body"], [spec["shortcut"]] if spec["shortcut"] else [], spec["after"] or []):
+                expected.update(_expected_arrays(part, where, name + "."))
+        else:
+            expected.update(_check_config({**spec, "name": name}, where))
+    return expected
+
+
+def _build(spec, dtype, gen, where, prefix=""):
+    """The node a checked spec describes (containers recursively)."""
+    from .model import Residual, Sequential
+
+    name = prefix + spec["name"]
+
+    def chain(specs):
+        return Sequential([(s["name"], _build(s, dtype, gen, where, name + ".")) for s in specs])
+
+    if spec["type"] == "Sequential":
+        return chain(spec["layers"])
+    if spec["type"] == "Residual":
+        shortcut = spec["shortcut"]
+        return Residual(
+            chain(spec["body"]),
+            shortcut=None if shortcut is None else _build(shortcut, dtype, gen, where, name + "."),
+            after=None if spec["after"] is None else chain(spec["after"]),
+            shortcut_name="shortcut" if shortcut is None else shortcut["name"],
+        )
+    return _build_layer({**spec, "name": name}, dtype, gen, where)
 
 
 def _check_config(spec, where):
@@ -351,6 +441,16 @@ def _check_config(spec, where):
                 low, high = _INT_LIMITS[key]
                 if check_int(value, key, minimum=low) > high:
                     raise ValueError(f"{key} must be <= {high} (minicam.io's cap), got {value!r}")
+            elif key == "bias":
+                if not isinstance(value, bool):
+                    raise TypeError(f"bias must be true or false, got {value!r:.40}")
+            elif key == "output_size":
+                sizes = value if isinstance(value, list) else [value]
+                if len(sizes) not in (1, 2):
+                    raise ValueError(f"output_size must be an int or [h, w], got {value!r:.40}")
+                for size in sizes:
+                    if check_int(size, key, minimum=1) > MAX_OUTPUT_SIZE:
+                        raise ValueError(f"{key} must be <= {MAX_OUTPUT_SIZE} (minicam.io's cap), got {value!r:.40}")
             elif value is not None:  # eps, momentum, p: the constructor checks their ranges
                 check_float(value, key)
         except (TypeError, ValueError, OverflowError) as err:
@@ -465,9 +565,7 @@ def _load(path, dtype, rng):
 
         # 2. The arrays the architecture implies, from the configs alone:
         #    nothing is built or allocated yet.
-        expected = {}
-        for spec in specs:
-            expected.update(_check_config(spec, where))
+        expected = _expected_arrays(specs, where)
         sizes = {key: int(np.prod(shape, dtype=object)) for key, shape in expected.items()}
         big = [key for key, n in sizes.items() if n > MAX_ARRAY_ELEMENTS]
         if big:
@@ -508,9 +606,8 @@ def _load(path, dtype, rng):
             state[key] = value
 
     # 5. Only now the layers (their random initial weights are replaced at once).
-    named = [(spec["name"], _build_layer(spec, dtype, gen, where)) for spec in specs]
     try:
-        model = Sequential(named)
+        model = Sequential([(spec["name"], _build(spec, dtype, gen, where)) for spec in specs])
         model.load_state_dict(state)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from err

@@ -1,4 +1,23 @@
-"""``Sequential``: named layers, every output kept, backward to any layer."""
+"""``Sequential`` and ``Residual``: named layers, every output kept, backward to any layer.
+
+A model is a tree. Its leaves are layers (:class:`minicam.layers.Layer`);
+its inner nodes are containers: a :class:`Sequential` (a chain) or a
+:class:`Residual` block (a body and a shortcut whose outputs are added).
+Containers nest, so a ResNet is a ``Sequential`` of named stages, each a
+``Sequential`` of ``Residual`` blocks.
+
+Names
+-----
+Every node has a dotted name, its path from the root: ``"conv1"`` at the top,
+``"layer4.1.conv2"`` for the layer ``conv2`` of block ``1`` of stage
+``layer4`` -- PyTorch's naming, so a parameter ``layer4.1.conv2.W`` is the
+tensor torch calls ``layer4.1.conv2.weight``. A ``Residual`` block's body and
+the layers after its addition sit directly in the block's namespace; its
+shortcut has a name of its own (``"downsample"`` in torchvision's ResNets).
+Any dotted name works wherever a layer is named: ``model["layer4.1.relu2"]``,
+``model.outputs["layer4"]``, ``backward(stop_at="layer4.1.conv1")``,
+``grad_cam(model, x, layer="layer4")``.
+"""
 
 import re
 
@@ -8,7 +27,7 @@ from ._validate import StateError, check_float_array
 from .layers.activations import RELU_MODES, ReLU
 from .layers.base import Layer, calls_unchecked
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "Residual", "is_container"]
 
 # Prefixes for auto-naming an unnamed list of layers: conv1, relu1, pool1, ...
 _PREFIX = {
@@ -16,131 +35,199 @@ _PREFIX = {
     "ReLU": "relu",
     "MaxPool2d": "pool",
     "AvgPool2d": "avgpool",
+    "AdaptiveAvgPool2d": "adaptivepool",
     "GlobalAvgPool2d": "gap",
     "Flatten": "flatten",
     "Linear": "fc",
     "Dropout": "dropout",
     "BatchNorm2d": "bn",
+    "Sequential": "seq",
+    "Residual": "block",
 }
 
-def _prefix(layer):
+# A Python identifier, or a non-negative integer (PyTorch's nn.Sequential
+# names its children "0", "1", ...). Never a dot: dots separate path parts.
+_NAME_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)$")
+
+
+def _prefix(node):
     # A subclass (e.g. a student's Conv2d) is named like the layer it extends.
-    for cls in type(layer).__mro__:
+    for cls in type(node).__mro__:
         if cls.__name__ in _PREFIX:
             return _PREFIX[cls.__name__]
-    return type(layer).__name__.lower()
+    return type(node).__name__.lower()
 
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def is_container(node):
+    """True for a :class:`Sequential` or a :class:`Residual` (a node with named children)."""
+    return isinstance(node, _Container)
 
 
-class Sequential:
-    """A chain of named layers.
+def _is_node(item):
+    return isinstance(item, (Layer, _Container))
 
-    Parameters
-    ----------
-    layers : list of (str, Layer) pairs, or list of Layer
-        With bare layers, names are generated per kind: ``conv1``, ``relu1``,
-        ``pool1``, ``conv2``, ... (``gap``, ``fc``, ``bn``, ``dropout``,
-        ``flatten``, ``avgpool`` for the other kinds). Names must be unique
-        Python identifiers, so a minicam name is also a valid attribute name
-        of a PyTorch module.
 
-    Examples
-    --------
-    >>> import minicam as mc
-    >>> model = mc.Sequential([mc.Conv2d(3, 8, 3, padding=1, rng=0), mc.ReLU(),
-    ...                        mc.GlobalAvgPool2d(), mc.Linear(8, 4, rng=1)])
-    >>> model.names
-    ['conv1', 'relu1', 'gap1', 'fc1']
+def _named_items(layers, what):
+    """``[(name, node)]`` from a list of nodes or ``(name, node)`` pairs, names generated or checked."""
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"{what} must be a list of layers or of (name, layer) pairs, got {type(layers).__name__}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError(f"{what} must not be empty")
+    named = []
+    counters = {}
+    for i, item in enumerate(layers):
+        if _is_node(item):
+            prefix = _prefix(item)
+            counters[prefix] = counters.get(prefix, 0) + 1
+            named.append((f"{prefix}{counters[prefix]}", item))
+        elif isinstance(item, tuple) and len(item) == 2 and _is_node(item[1]):
+            name = item[0]
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                raise ValueError(
+                    f"{what}: layer names must be identifiers like 'conv1' or integers like '0', "
+                    f"got {name!r} at position {i}"
+                )
+            named.append((name, item[1]))
+        else:
+            raise TypeError(
+                f"{what}[{i}] must be a Layer, a Sequential, a Residual or a (name, layer) pair, got {item!r}"
+            )
+    return named
 
-    Notes
-    -----
-    ``forward(x)`` keeps every layer's output in :attr:`outputs` (the feature
-    maps the CAM methods need). ``backward(dscores, relu_mode, stop_at)``
-    runs the chain backward, passing ``relu_mode`` to every ReLU (this is how
-    guided backpropagation and deconvnet are computed: no second network, no
-    hooks), and stops at the output of layer ``stop_at`` if given.
-    """
 
-    def __init__(self, layers):
-        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-            raise TypeError(f"layers must be a list of Layer or of (name, Layer) pairs, got {type(layers).__name__}")
-        layers = list(layers)
-        if not layers:
-            raise ValueError("layers must not be empty")
-        named = []
-        counters = {}
-        for i, item in enumerate(layers):
-            if isinstance(item, Layer):
-                prefix = _prefix(item)
-                counters[prefix] = counters.get(prefix, 0) + 1
-                named.append((f"{prefix}{counters[prefix]}", item))
-            elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Layer):
-                name = item[0]
-                if not isinstance(name, str) or not _NAME_RE.match(name):
-                    raise ValueError(f"layer names must be identifiers like 'conv1', got {name!r} at position {i}")
-                named.append((name, item[1]))
-            else:
-                raise TypeError(f"layers[{i}] must be a Layer or a (name, Layer) pair, got {item!r}")
-        names = [n for n, _ in named]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"layer names must be unique, got duplicates {dupes}")
-        if len({id(layer) for _, layer in named}) != len(named):
-            raise ValueError("the same Layer object appears twice; create one object per position")
-        self._layers = named
-        self._index = {n: i for i, n in enumerate(names)}
-        self.outputs = {}
+def _check_namespace(named, what):
+    names = [n for n, _ in named]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what}: layer names must be unique, got duplicates {dupes}")
+    leaves = []
+    for _, node in named:
+        leaves += [id(leaf) for _, leaf in node.named_layers()] if is_container(node) else [id(node)]
+    if len(set(leaves)) != len(leaves):
+        raise ValueError(f"{what}: the same Layer object appears twice; create one object per position")
 
-    # -- container protocol -------------------------------------------------
+
+def _leaf_step(layer, method):
+    # Inputs are checked once at the model's entry: minicam's layers are called
+    # through their unchecked _forward/_backward (shape checks only, no NaN scan
+    # of every activation); a layer whose public method is not minicam's
+    # check-then-compute wrapper (a student's subclass) is called through it.
+    if calls_unchecked(layer, method):
+        return getattr(layer, "_" + method)
+    return getattr(layer, method)
+
+
+def _back_node(node, grad, relu_mode):
+    """Backward through one child (a container or a layer), all the way to its input."""
+    if is_container(node):
+        return node._back(grad, relu_mode, None)
+    step = _leaf_step(node, "backward")
+    return step(grad, mode=relu_mode) if isinstance(node, ReLU) else step(grad)
+
+
+def _node_shapes(node, name, shape, shapes):
+    """Append ``(name, shape)`` of ``node`` (and of its descendants) to ``shapes``; return its output shape."""
+    if is_container(node):
+        out = node._shapes(shape, shapes, name + ".")
+    else:
+        try:
+            out = tuple(node.output_shape(shape))
+        except ValueError as err:
+            raise ValueError(f"layer {name!r} ({type(node).__name__}): {err}") from err
+    shapes.append((name, out))
+    return out
+
+
+class _Container:
+    """What :class:`Sequential` and :class:`Residual` share: a namespace of children, passes, parameters."""
+
+    outputs = None
+    _result = None
+
+    # -- the namespace ----------------------------------------------------------
+    def items(self):
+        """``(name, node)`` pairs of the direct children, in order (nodes may be containers)."""
+        return list(self._children())
+
     @property
     def names(self):
-        """Layer names in order."""
-        return [n for n, _ in self._layers]
+        """Names of the direct children, in order."""
+        return [n for n, _ in self._children()]
 
     @property
     def layers(self):
-        """Layers in order."""
-        return [layer for _, layer in self._layers]
+        """The direct children, in order."""
+        return [node for _, node in self._children()]
 
-    def items(self):
-        """``(name, layer)`` pairs in order."""
-        return list(self._layers)
+    def __iter__(self):
+        return iter(self._children())
+
+    def __len__(self):
+        return len(self._children())
+
+    def _child(self, name):
+        for n, node in self._children():
+            if n == name:
+                return node
+        return None
+
+    def _lookup(self, name, arg):
+        """The node at dotted path ``name`` (a ValueError naming ``arg`` if there is none)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{arg} must be a layer name (str), got {name!r} ({type(name).__name__})")
+        node = self
+        for part in name.split("."):
+            child = node._child(part) if is_container(node) else None
+            if child is None:
+                hint = " (names inside blocks are dotted paths, e.g. 'layer4.1.conv1')" if "." in name else ""
+                raise ValueError(f"{arg} must name a layer of the model, one of {self.names}{hint}, got {name!r}")
+            node = child
+        return node
 
     def __getitem__(self, name):
         if not isinstance(name, str):
             raise TypeError(f"layers are looked up by name (str), got {name!r}")
-        return self._layers[self._layer_index(name, "name")][1]
+        return self._lookup(name, "name")
 
     def __contains__(self, name):
-        return name in self._index
+        if not isinstance(name, str):
+            return False
+        try:
+            self._lookup(name, "name")
+        except ValueError:
+            return False
+        return True
 
-    def __iter__(self):
-        return iter(self._layers)
+    def named_nodes(self, prefix=""):
+        """``(dotted name, node)`` of every descendant, parents before children (containers included)."""
+        for name, node in self._children():
+            yield prefix + name, node
+            if is_container(node):
+                yield from node.named_nodes(prefix + name + ".")
 
-    def __len__(self):
-        return len(self._layers)
+    def named_layers(self, prefix=""):
+        """``(dotted name, layer)`` of every layer (the leaves: no containers), in order."""
+        for name, node in self.named_nodes(prefix):
+            if not is_container(node):
+                yield name, node
 
     def __repr__(self):
-        lines = [f"  ({name}): {layer!r}" for name, layer in self._layers]
-        return "Sequential(\n" + "\n".join(lines) + "\n)"
-
-    def _layer_index(self, name, arg):
-        try:
-            return self._index[name]
-        except KeyError:
-            raise ValueError(f"{arg} must name a layer of the model, one of {self.names}, got {name!r}") from None
+        lines = []
+        for name, node in self._children():
+            text = repr(node).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {text}")
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
     # -- modes --------------------------------------------------------------
     @property
     def training(self):
-        """True when the model is in training mode."""
-        return all(layer.training for layer in self.layers)
+        """True when every layer is in training mode."""
+        return all(layer.training for _, layer in self.named_layers())
 
     def train(self, mode=True):
         """Put every layer in training mode (Dropout active, BatchNorm on batch statistics)."""
-        for layer in self.layers:
+        for _, layer in self.named_layers():
             layer.train(mode)
         return self
 
@@ -150,7 +237,7 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------
     def forward(self, x):
-        """Run every layer; keep each output in ``self.outputs[name]``.
+        """Run every layer; keep each node's output in ``self.outputs[dotted name]``.
 
         Parameters
         ----------
@@ -159,20 +246,19 @@ class Sequential:
         Returns
         -------
         ndarray
-            The last layer's output (the class scores, (N, M), for a classifier).
+            The last node's output (the class scores, (N, M), for a classifier).
         """
         check_float_array(x, "x")
         outputs = {}
-        out = x
-        for name, layer in self._layers:
-            try:
-                # x was checked once above: minicam's layers are called through their
-                # unchecked _forward (shape checks only, no NaN scan of every activation).
-                out = layer._forward(out) if calls_unchecked(layer, "forward") else layer.forward(out)
-            except (ValueError, TypeError) as err:
-                raise type(err)(f"layer {name!r} ({type(layer).__name__}): {err}") from err
-            outputs[name] = out
+        try:
+            out = self._run(x, outputs, "")
+        except ValueError as err:
+            hint = self._size_hint(x.shape)
+            if hint is None:
+                raise
+            raise ValueError(f"{hint} ({err})") from err
         self.outputs = outputs
+        self._result = out
         return out
 
     __call__ = forward
@@ -186,33 +272,33 @@ class Sequential:
             Gradient of the quantity being differentiated with respect to the
             model's output (for an explanation: a one-hot row per sample).
         relu_mode : {"standard", "guided", "deconvnet"}
-            Backward rule of every ReLU (see :class:`minicam.layers.ReLU`).
+            Backward rule of every ReLU (see :class:`minicam.layers.ReLU`),
+            inside blocks too.
         stop_at : str, optional
-            Stop once the gradient with respect to this layer's *output* is
-            known, and return it.
+            Stop once the gradient with respect to this node's *output* is
+            known, and return it. A dotted name reaches inside containers
+            (``"layer4.1.conv1"``).
 
         Returns
         -------
         ndarray
             Gradient with respect to the input (or to the output of ``stop_at``).
-            Each visited layer's ``grads`` are overwritten.
+            Each visited layer's ``grads`` are overwritten. Where a path forks
+            (a residual block's input feeds the body and the shortcut), the
+            gradients coming back along the two paths are added.
         """
         if relu_mode not in RELU_MODES:
             raise ValueError(f"relu_mode must be one of {RELU_MODES}, got {relu_mode!r}")
-        stop = -1 if stop_at is None else self._layer_index(stop_at, "stop_at")
+        stop = None
+        if stop_at is not None:
+            self._lookup(stop_at, "stop_at")
+            stop = stop_at.split(".")
         if not self.outputs:
-            raise StateError("Sequential.backward called before forward")
+            raise StateError(f"{type(self).__name__}.backward called before forward")
         check_float_array(dscores, "dscores")
-        last = self.outputs[self._layers[-1][0]]
-        if dscores.shape != last.shape:
-            raise ValueError(f"dscores must have the shape of the model's output {last.shape}, got {dscores.shape}")
-        grad = dscores
-        for i in range(len(self._layers) - 1, stop, -1):
-            name, layer = self._layers[i]
-            # dscores was checked once above; minicam's layers skip the check (a layer
-            # that overrides the public backward, e.g. a student's, is called through it).
-            step = layer._backward if calls_unchecked(layer, "backward") else layer.backward
-            grad = step(grad, mode=relu_mode) if isinstance(layer, ReLU) else step(grad)
+        if dscores.shape != self._result.shape:
+            raise ValueError(f"dscores must have the shape of the model's output {self._result.shape}, got {dscores.shape}")
+        grad = self._back(dscores, relu_mode, stop)
         return grad.copy() if grad is dscores else grad
 
     # -- transient state ------------------------------------------------------
@@ -231,15 +317,16 @@ class Sequential:
         object
             An opaque value for :meth:`restore`.
         """
-        layers = [(layer, layer._cache, dict(layer.grads), dict(layer.buffers)) for layer in self.layers]
-        return (self.outputs, layers)  # forward replaces the dict, never fills it in place
+        layers = [(layer, layer._cache, dict(layer.grads), dict(layer.buffers)) for _, layer in self.named_layers()]
+        return (self.outputs, self._result, layers)  # forward replaces the dict, never fills it in place
 
     def restore(self, snapshot):
         """Put back the transient state saved by :meth:`snapshot` of this model."""
-        outputs, layers = snapshot
-        if [layer for layer, *_ in layers] != self.layers:
+        outputs, result, layers = snapshot
+        if [layer for layer, *_ in layers] != [layer for _, layer in self.named_layers()]:
             raise ValueError("snapshot must come from this model's snapshot(), got one of another model")
         self.outputs = outputs
+        self._result = result
         for layer, cache, grads, buffers in layers:
             layer._cache = cache
             layer.grads.clear()
@@ -250,41 +337,42 @@ class Sequential:
     def clear_state(self):
         """Forget the kept outputs and every layer's cache (the next ``backward`` needs a ``forward`` first)."""
         self.outputs = {}
-        for layer in self.layers:
+        self._result = None
+        for _, layer in self.named_layers():
             layer._cache = None
 
     # -- parameters -----------------------------------------------------------
     def named_parameters(self):
-        """Yield ``("layer.key", array)`` for every trainable array (the live arrays)."""
-        for name, layer in self._layers:
+        """Yield ``("path.key", array)`` for every trainable array (the live arrays)."""
+        for name, layer in self.named_layers():
             for key, value in layer.params.items():
                 yield f"{name}.{key}", value
 
     def named_gradients(self):
-        """Yield ``("layer.key", array)`` for the gradient of every trainable array."""
-        for name, layer in self._layers:
+        """Yield ``("path.key", array)`` for the gradient of every trainable array."""
+        for name, layer in self.named_layers():
             for key in layer.params:
                 yield f"{name}.{key}", layer.grads[key]
 
     def named_buffers(self):
-        """Yield ``("layer.key", array)`` for saved non-trainable state (BatchNorm statistics)."""
-        for name, layer in self._layers:
+        """Yield ``("path.key", array)`` for saved non-trainable state (BatchNorm statistics)."""
+        for name, layer in self.named_layers():
             for key, value in layer.buffers.items():
                 yield f"{name}.{key}", value
 
     def parameters(self):
         """Yield ``(layer, key)`` for every trainable array: ``layer.params[key]`` and ``layer.grads[key]``."""
-        for _, layer in self._layers:
+        for _, layer in self.named_layers():
             for key in layer.params:
                 yield layer, key
 
     @property
     def num_params(self):
         """Number of trainable scalars."""
-        return sum(layer.num_params for layer in self.layers)
+        return sum(layer.num_params for _, layer in self.named_layers())
 
     def state_dict(self):
-        """Copies of every parameter and buffer, keyed ``"layer.key"`` (PyTorch's naming)."""
+        """Copies of every parameter and buffer, keyed ``"path.key"`` (PyTorch's naming)."""
         state = {k: v.copy() for k, v in self.named_parameters()}
         state.update({k: v.copy() for k, v in self.named_buffers()})
         return state
@@ -294,7 +382,8 @@ class Sequential:
 
         Every key must be present, none extra, each with the expected shape;
         values are cast to the parameter's dtype. Nothing is changed unless
-        everything fits.
+        everything fits. (A PyTorch state dict, with torch's key names, loads
+        through :func:`minicam.interop.keys.load_torch_state_dict`.)
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
@@ -314,7 +403,7 @@ class Sequential:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"state[{key!r}] contains NaN or infinity")
             new[key] = value.astype(ref.dtype, copy=True)
-        for name, layer in self._layers:
+        for name, layer in self.named_layers():
             for key in layer.params:
                 layer.params[key] = new[f"{name}.{key}"]
             for key in layer.buffers:
@@ -326,7 +415,7 @@ class Sequential:
         from ._validate import check_float_dtype
 
         dt = check_float_dtype(dtype)
-        for layer in self.layers:
+        for _, layer in self.named_layers():
             for key in layer.params:
                 layer.params[key] = layer.params[key].astype(dt)
                 layer.grads[key] = np.zeros_like(layer.params[key])
@@ -336,24 +425,70 @@ class Sequential:
 
     # -- description ----------------------------------------------------------
     def output_shapes(self, input_shape):
-        """Each layer's output shape for an input of ``input_shape``, without computing anything.
+        """Each node's output shape for an input of ``input_shape``, without computing anything.
 
         Returns
         -------
         list of (name, shape)
+            In the order the outputs are computed: a container comes after its
+            children (``layer4.1.conv1``, ..., ``layer4.1``, ``layer4``). For a
+            model without containers, one row per layer.
         """
         shape = tuple(int(s) for s in input_shape)
         shapes = []
-        for name, layer in self._layers:
-            try:
-                shape = tuple(layer.output_shape(shape))
-            except ValueError as err:
-                raise ValueError(f"layer {name!r} ({type(layer).__name__}): {err}") from err
-            shapes.append((name, shape))
+        try:
+            self._shapes(shape, shapes, "")
+        except ValueError as err:
+            hint = self._size_hint(shape)
+            if hint is None:
+                raise
+            raise ValueError(f"{hint} ({err})") from err
         return shapes
 
+    def output_shape(self, input_shape):
+        """Shape of the output for an input of ``input_shape`` (without computing it)."""
+        return self._shapes(tuple(int(s) for s in input_shape), [], "")
+
+    def _fits(self, shape):
+        try:
+            self._shapes(shape, [], "")
+        except ValueError:
+            return False
+        return True
+
+    def smallest_input_size(self, input_shape, largest=1024):
+        """The smallest square ``S`` such that an input ``(N, C, S, S)`` fits the model, or None.
+
+        Parameters
+        ----------
+        input_shape : tuple (N, C, H, W)
+            Only ``N`` and ``C`` are used.
+        largest : int
+            Sizes above this are not tried.
+        """
+        n, c = int(input_shape[0]), int(input_shape[1])
+        for size in range(1, largest + 1):
+            if self._fits((n, c, size, size)):
+                return size
+        return None
+
+    def _size_hint(self, shape):
+        """A sentence saying the smallest input size, when ``shape`` is an image batch too small to fit."""
+        if len(shape) != 4:
+            return None
+        smallest = self.smallest_input_size(shape)
+        if smallest is None or min(shape[2], shape[3]) >= smallest:
+            return None
+        return (
+            f"an input of {shape[2]}x{shape[3]} pixels is too small for this model: the smallest it accepts is "
+            f"{smallest}x{smallest}"
+        )
+
     def summary(self, input_shape, file=None):
-        """Print (and return) a table of each layer's output shape and parameter count.
+        """Print (and return) a table of each node's output shape and parameter count.
+
+        Containers are listed after their children, with their children's
+        total parameter count.
 
         Parameters
         ----------
@@ -363,8 +498,9 @@ class Sequential:
         """
         rows = [("layer", "type", "output shape", "params")]
         rows.append(("input", "", str(tuple(input_shape)), ""))
-        for (name, shape), layer in zip(self.output_shapes(input_shape), self.layers):
-            rows.append((name, type(layer).__name__, str(shape), f"{layer.num_params:,}"))
+        for name, shape in self.output_shapes(input_shape):
+            node = self[name]
+            rows.append((name, type(node).__name__, str(shape), f"{node.num_params:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         fmt = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
         lines = [fmt.format(*rows[0]), "-" * (sum(widths) + 6)]
@@ -375,3 +511,205 @@ class Sequential:
         if file is not False:
             print(text, file=file)
         return text
+
+
+class Sequential(_Container):
+    """A chain of named nodes: layers, and (nested) ``Sequential`` or ``Residual`` containers.
+
+    Parameters
+    ----------
+    layers : list of (str, node) pairs, or list of nodes
+        A node is a :class:`~minicam.layers.Layer`, a :class:`Sequential` or
+        a :class:`Residual`. With bare nodes, names are generated per kind:
+        ``conv1``, ``relu1``, ``pool1``, ``conv2``, ... (``gap``, ``fc``,
+        ``bn``, ``dropout``, ``flatten``, ``avgpool``, ``adaptivepool``,
+        ``seq``, ``block`` for the other kinds). Names must be unique Python
+        identifiers or non-negative integers (``"0"``, ``"1"``: PyTorch's
+        ``nn.Sequential`` naming), so a minicam name is always a valid module
+        name in PyTorch.
+
+    Examples
+    --------
+    >>> import minicam as mc
+    >>> model = mc.Sequential([mc.Conv2d(3, 8, 3, padding=1, rng=0), mc.ReLU(),
+    ...                        mc.GlobalAvgPool2d(), mc.Linear(8, 4, rng=1)])
+    >>> model.names
+    ['conv1', 'relu1', 'gap1', 'fc1']
+
+    Notes
+    -----
+    ``forward(x)`` keeps every node's output in :attr:`outputs`, under its
+    dotted name (the feature maps the CAM methods need). ``backward(dscores,
+    relu_mode, stop_at)`` runs the chain backward, passing ``relu_mode`` to
+    every ReLU (this is how guided backpropagation and deconvnet are
+    computed: no second network, no hooks), and stops at the output of node
+    ``stop_at`` if given.
+    """
+
+    def __init__(self, layers):
+        named = _named_items(layers, "layers")
+        _check_namespace(named, "layers")
+        self._layers = named
+        self._index = {n: i for i, (n, _) in enumerate(named)}
+        self.outputs = {}
+
+    def _children(self):
+        return self._layers
+
+    def _layer_index(self, name, arg):
+        try:
+            return self._index[name]
+        except KeyError:
+            raise ValueError(f"{arg} must name a layer of the model, one of {self.names}, got {name!r}") from None
+
+    def _run(self, x, outputs, prefix):
+        out = x
+        for name, node in self._layers:
+            full = prefix + name
+            if is_container(node):
+                out = node._run(out, outputs, full + ".")
+            else:
+                try:
+                    out = _leaf_step(node, "forward")(out)
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"layer {full!r} ({type(node).__name__}): {err}") from err
+            outputs[full] = out
+        return out
+
+    def _back(self, grad, relu_mode, stop):
+        # stop: None (to the input) or the dotted path split into parts,
+        # its first part a child of this container.
+        lowest = -1 if stop is None else self._index[stop[0]]
+        for i in range(len(self._layers) - 1, lowest, -1):
+            grad = _back_node(self._layers[i][1], grad, relu_mode)
+        if stop is not None and len(stop) > 1:
+            grad = self._layers[lowest][1]._back(grad, relu_mode, stop[1:])
+        return grad
+
+    def _shapes(self, shape, shapes, prefix):
+        for name, node in self._layers:
+            shape = _node_shapes(node, prefix + name, shape, shapes)
+        return shape
+
+
+class Residual(_Container):
+    """A residual block: ``after(body(x) + shortcut(x))`` (He et al. 2016, eq. 1: ``y = F(x) + x``).
+
+    Parameters
+    ----------
+    body : Sequential, or a list of layers / (name, layer) pairs
+        The residual function ``F``.
+    shortcut : None, Layer or Sequential
+        ``None`` is the identity (``y = F(x) + x``); otherwise a projection
+        (ResNet: a strided 1x1 convolution and BatchNorm, ``W_s x`` of eq. 2).
+        Its output must have the body's shape.
+    after : None, Sequential, or a list of layers / (name, layer) pairs
+        Layers applied to the sum (ResNet: the block's last ReLU).
+    shortcut_name : str, default "shortcut"
+        The shortcut's name in the block (``"downsample"`` in torchvision).
+
+    Names
+    -----
+    The body's layers and ``after``'s layers are children of the block
+    itself, next to the shortcut: torchvision's BasicBlock ``layer4.1`` is
+    ``Residual([("conv1", ...), ("bn1", ...), ("relu1", ...), ("conv2", ...),
+    ("bn2", ...)], after=[("relu2", ReLU())])``, whose layers are
+    ``layer4.1.conv1``, ..., ``layer4.1.relu2``. Names must be unique across
+    body, shortcut and ``after``.
+
+    Notes
+    -----
+    The forward pass copies ``x`` to two paths and adds their ends; the
+    backward pass therefore sends the upstream gradient ``g`` of the sum,
+    unchanged, into both paths (the derivative of ``a + b`` is 1 for each),
+    and **adds** what comes back at the fork:
+
+    .. math:: \\frac{\\partial L}{\\partial x} = J_F(x)^T g + J_S(x)^T g
+
+    (``J_S = I`` for the identity shortcut: the gradient always has a path
+    that no layer shrinks, the point of residual learning).
+    """
+
+    def __init__(self, body, shortcut=None, after=None, shortcut_name="shortcut"):
+        self.body = body if isinstance(body, Sequential) else Sequential(_named_items(body, "body"))
+        if shortcut is not None and not _is_node(shortcut):
+            raise TypeError(
+                f"shortcut must be None (the identity), a Layer or a Sequential, got {type(shortcut).__name__}"
+            )
+        if isinstance(shortcut, Residual):
+            raise TypeError("shortcut must be None, a Layer or a Sequential, got a Residual (wrap it in a Sequential)")
+        self.shortcut = shortcut
+        if after is None or isinstance(after, Sequential):
+            self.after = after
+        elif isinstance(after, Layer):
+            self.after = Sequential([after])
+        else:
+            self.after = Sequential(_named_items(after, "after"))
+        if not isinstance(shortcut_name, str) or not _NAME_RE.match(shortcut_name):
+            raise ValueError(f"shortcut_name must be an identifier like 'downsample', got {shortcut_name!r}")
+        self.shortcut_name = shortcut_name
+        _check_namespace(self._children(), "Residual")
+        self.outputs = {}
+
+    def _children(self):
+        items = self.body.items()
+        if self.shortcut is not None:
+            items.append((self.shortcut_name, self.shortcut))
+        if self.after is not None:
+            items += self.after.items()
+        return items
+
+    def _run(self, x, outputs, prefix):
+        out = self.body._run(x, outputs, prefix)
+        if self.shortcut is None:
+            skip = x
+        else:
+            name = prefix + self.shortcut_name
+            if is_container(self.shortcut):
+                skip = self.shortcut._run(x, outputs, name + ".")
+            else:
+                try:
+                    skip = _leaf_step(self.shortcut, "forward")(x)
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"layer {name!r} ({type(self.shortcut).__name__}): {err}") from err
+            outputs[name] = skip
+        if out.shape != skip.shape:
+            where = prefix[:-1] or "Residual"
+            raise ValueError(
+                f"block {where!r}: the body outputs shape {out.shape} but the shortcut outputs {skip.shape}; "
+                "they must be equal to be added (a projection shortcut fixes channels and stride)"
+            )
+        out = out + skip
+        if self.after is not None:
+            out = self.after._run(out, outputs, prefix)
+        return out
+
+    def _back(self, grad, relu_mode, stop):
+        where = None if stop is None else stop[0]
+        if self.after is not None:
+            if where in self.after._index:
+                return self.after._back(grad, relu_mode, stop)
+            grad = self.after._back(grad, relu_mode, None)
+        # grad is now the gradient of the sum: each path receives it as is.
+        if where in self.body._index:
+            return self.body._back(grad, relu_mode, stop)
+        if where == self.shortcut_name:
+            if len(stop) == 1:
+                return grad  # the shortcut's output is an operand of the sum
+            return self.shortcut._back(grad, relu_mode, stop[1:])
+        dbody = self.body._back(grad, relu_mode, None)
+        dskip = grad if self.shortcut is None else _back_node(self.shortcut, grad, relu_mode)
+        return dbody + dskip  # the paths forked at x: their gradients add
+
+    def _shapes(self, shape, shapes, prefix):
+        out = self.body._shapes(shape, shapes, prefix)
+        skip = shape if self.shortcut is None else _node_shapes(self.shortcut, prefix + self.shortcut_name, shape, shapes)
+        if out != skip:
+            where = prefix[:-1] or "Residual"
+            raise ValueError(
+                f"block {where!r}: the body outputs shape {out} but the shortcut outputs {skip}; "
+                "they must be equal to be added"
+            )
+        if self.after is not None:
+            out = self.after._shapes(out, shapes, prefix)
+        return out

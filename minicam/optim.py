@@ -35,12 +35,12 @@ class Optimizer:
     """
 
     def __init__(self, model, lr):
-        if not (hasattr(model, "parameters") and hasattr(model, "items")):
+        if not (hasattr(model, "parameters") and hasattr(model, "named_layers")):
             raise TypeError(f"model must be a minicam.Sequential, got {type(model).__name__}")
         self.model = model
         self.lr = check_float(lr, "lr", low=0.0, low_inclusive=False)
         # Parameter names for error messages ("conv1.W"), by layer identity.
-        self._names = {id(layer): name for name, layer in model.items()}
+        self._names = {id(layer): name for name, layer in model.named_layers()}
         self._slots = list(model.parameters())
         if not self._slots:
             raise ValueError("model has no trainable parameters: nothing to optimize")

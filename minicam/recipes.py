@@ -37,7 +37,7 @@ def _check_choice(value, name, choices):
 
 def _feature_index(model, input_shape):
     """Index of the feature map the CAM methods default to (explain's rule: the last 4-D output)."""
-    return model.names.index(last_feature_layer(model.output_shapes((1,) + tuple(input_shape))))
+    return model.names.index(last_feature_layer(model, model.output_shapes((1,) + tuple(input_shape))))
 
 
 def _copy_blocks(model, source, upto, where):

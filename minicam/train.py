@@ -98,11 +98,11 @@ class _ModeRestored:
         self.model, self.training = model, training
 
     def __enter__(self):
-        self.saved = [layer.training for layer in self.model.layers]
+        self.saved = [layer.training for _, layer in self.model.named_layers()]
         self.model.train(self.training)
 
     def __exit__(self, *exc):
-        for layer, mode in zip(self.model.layers, self.saved):
+        for (_, layer), mode in zip(self.model.named_layers(), self.saved):
             layer.train(mode)
         return False
 

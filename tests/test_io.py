@@ -249,7 +249,7 @@ def test_bad_json(tmp_path, good):
 def test_foreign_format_and_newer_version(tmp_path, good):
     header = header_of(good)
     assert "format 'keras'" in load_error(tmp_path, with_header(good, dict(header, format="keras")))
-    assert "newer minicam" in load_error(tmp_path, with_header(good, dict(header, version=2)))
+    assert "newer minicam" in load_error(tmp_path, with_header(good, dict(header, version=mc.io.FORMAT_VERSION + 1)))
     assert "unexpected ['optimizer']" in load_error(tmp_path, with_header(good, dict(header, optimizer="adam")))
 
 
@@ -439,7 +439,8 @@ def test_shape_rules_match_the_constructors():
         "Conv2d": dict(in_channels=3, out_channels=5, kernel_size=3, stride=2, padding=1),
         "Linear": dict(in_features=7, out_features=4),
         "BatchNorm2d": dict(num_features=6),
-        "MaxPool2d": dict(kernel_size=2), "AvgPool2d": dict(kernel_size=3, stride=1),
+        "MaxPool2d": dict(kernel_size=3, stride=2, padding=1), "AvgPool2d": dict(kernel_size=3, stride=1),
+        "AdaptiveAvgPool2d": dict(output_size=(3, 2)),
         "Dropout": dict(p=0.1), "ReLU": {}, "GlobalAvgPool2d": {}, "Flatten": {}, "L2Normalize": {},
     }
     assert set(examples) == set(mc.layers.LAYER_TYPES)
@@ -447,6 +448,8 @@ def test_shape_rules_match_the_constructors():
         layer = mc.layers.LAYER_TYPES[kind](**config)
         built = {k: v.shape for k, v in {**layer.params, **layer.buffers}.items()}
         assert io._layer_arrays(kind, layer.config()) == built, kind
+    no_bias = mc.Conv2d(3, 5, 1, bias=False)
+    assert io._layer_arrays("Conv2d", no_bias.config()) == {"W": (5, 3, 1, 1)} == {k: v.shape for k, v in no_bias.params.items()}
     assert io._layer_arrays("Softplus", {}) is None
 
 

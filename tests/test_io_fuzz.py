@@ -54,13 +54,20 @@ DESCRS = ["<f4", ">f8", "<f2", "<i8", "|u1", "|b1", "<c16", "|O", "<U5", "|V8", 
 
 
 def every_layer_file(path):
-    """A small valid model file using every layer type."""
+    """A small valid model file using every layer type, and both containers."""
     rng = np.random.default_rng(0)
+    block = mc.Residual(
+        [("conv", mc.Conv2d(3, 3, 3, padding=1, bias=False, rng=rng)), ("bn", mc.BatchNorm2d(3))],
+        shortcut=mc.Sequential([("0", mc.Conv2d(3, 3, 1, rng=rng))]), after=[("relu", mc.ReLU())],
+        shortcut_name="downsample",
+    )
     model = mc.Sequential([
         ("conv1", mc.Conv2d(2, 3, 3, padding=1, rng=rng)),
         ("bn1", mc.BatchNorm2d(3)),
         ("relu1", mc.ReLU()),
-        ("pool1", mc.MaxPool2d(2)),
+        ("layer1", mc.Sequential([("0", block)])),
+        ("pool1", mc.MaxPool2d(3, stride=2, padding=1)),
+        ("adaptive", mc.AdaptiveAvgPool2d((4, 3))),
         ("avg", mc.AvgPool2d(2, stride=1)),
         ("drop", mc.Dropout(0.25, rng=rng)),
         ("gap", mc.GlobalAvgPool2d()),
@@ -69,7 +76,7 @@ def every_layer_file(path):
         ("l2", mc.layers.L2Normalize()),
     ])
     model.forward(rng.standard_normal((2, 2, 6, 6)))  # moves the BatchNorm statistics
-    assert {type(layer).__name__ for layer in model.layers} == set(LAYER_TYPES)
+    assert {type(layer).__name__ for _, layer in model.named_layers()} == set(LAYER_TYPES)
     io.save(model, path)
     return path
 

@@ -349,7 +349,8 @@ def test_grid_on_an_fc_model_marks_cam_not_applicable(rng):
     model = fc_model()
     fig = viz.explanation_grid(model, rng.random((1, 3, 12, 10)))
     assert fig.minicam_maps[0]["cam"] is None
-    assert fig.minicam_maps[0]["grad-cam"].shape == (6, 5)
+    # the default layer is relu1, the last 4-D map no pooling layer made (not pool1)
+    assert fig.minicam_maps[0]["grad-cam"].shape == (12, 10)
     cam_panel = panel_axes(fig)[1]
     assert any("n/a: no GAP→Linear" in t.get_text() for t in cam_panel.texts)
 

@@ -9,14 +9,16 @@ below lives here and nowhere else.
 ==================================  =========================================
 rule                                function
 ==================================  =========================================
-the default feature map             :func:`last_feature_layer` (the last layer
-                                    whose output is 4-D)
+the default feature map             :func:`last_feature_layer` (the last node
+                                    whose output is 4-D and not pooled)
 a ``layer=`` argument               :func:`check_layer_name`,
                                     :func:`resolve_layer`
 does CAM apply                      :func:`cam_head`, :func:`cam_applies`
-                                    (GAP -> Linear after the layer; Dropout
-                                    allowed between them when it is the
-                                    identity: eval mode or ``p = 0``)
+                                    (GAP -> Linear after the layer, or
+                                    AdaptiveAvgPool2d(1) -> Flatten ->
+                                    Linear; Dropout allowed between them
+                                    when it is the identity: eval mode or
+                                    ``p = 0``)
 a ``class_idx=`` argument           :func:`resolve_class_idx`
 the model is left as it was found   :func:`untouched`
 ==================================  =========================================
@@ -37,8 +39,8 @@ import numbers
 import numpy as np
 
 from .._validate import check_float_array, check_float_dtype
-from ..layers import Dropout, GlobalAvgPool2d, Linear
-from ..model import Sequential
+from ..layers import AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d
+from ..model import Residual, Sequential
 from .targets import SCORES, ClassScore, evaluate_target
 
 __all__ = [
@@ -115,18 +117,36 @@ def check_target_args(class_idx, score, target, default_score="logit"):
         raise ValueError(f"score applies to class scores; with a target it must stay {default_score!r}, got {score!r}")
 
 
-def last_feature_layer(shapes):
-    """Name of the last layer whose output is 4-D (N, K, h, w), or None.
+POOLING_TYPES = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, GlobalAvgPool2d)
+"""Layers that pool a feature map: never the default feature map of a CAM method."""
 
-    The default ``layer`` of every CAM method: the feature map that feeds the
-    global pooling or flatten head.
+
+def _pooled(node):
+    # A node whose output is a pooling layer's output (a Sequential ending in one).
+    if isinstance(node, Sequential):
+        return _pooled(node.layers[-1])
+    return isinstance(node, POOLING_TYPES)
+
+
+def last_feature_layer(model, shapes):
+    """Name of the last node whose output is a 4-D feature map that no pooling layer made, or None.
+
+    The default ``layer`` of every CAM method: the last convolutional
+    stage's rectified maps, the layer the Grad-CAM paper explains (Sec. 3:
+    "the last convolutional layers"). A max-pool or average-pool after it
+    (VGG's ``features[-1]``, the head's ``AdaptiveAvgPool2d``) only summarises
+    those maps at a coarser grid, so it is skipped. Containers count: a
+    ResNet's default is its stage ``layer4`` (the output of its last block),
+    VGG-16's is ``features.29``, the ReLU before the last max-pool.
 
     Parameters
     ----------
+    model : Sequential
     shapes : list of (name, shape)
-        :meth:`Sequential.output_shapes` for the input's shape.
+        :meth:`Sequential.output_shapes` for the input's shape (a container
+        after its children, so the last match is the outermost name).
     """
-    four_d = [name for name, shape in shapes if len(shape) == 4]
+    four_d = [name for name, shape in shapes if len(shape) == 4 and not _pooled(model[name])]
     return four_d[-1] if four_d else None
 
 
@@ -156,10 +176,11 @@ def resolve_layer(model, shapes, layer):
     str
     """
     if layer is None:
-        found = last_feature_layer(shapes)
+        found = last_feature_layer(model, shapes)
         if found is None:
             raise ValueError(
-                "layer=None picks the last layer with a 4-D output (N, K, h, w), but no layer of this model "
+                "layer=None picks the last layer with a 4-D output (N, K, h, w) that is not a pooling layer, but "
+                "no layer of this model "
                 f"outputs one (output shapes: {shapes}); a CAM method needs a feature map"
             )
         return found
@@ -179,31 +200,68 @@ def _is_identity(layer):
     return isinstance(layer, Dropout) and (not layer.training or layer.p == 0.0)
 
 
+def _after(model, layer):
+    """``(name, node)`` of what runs after ``layer``'s output, Sequentials opened; None inside a Residual block.
+
+    Inside a residual block a layer's output does not reach the head along
+    one chain (the block adds the shortcut to it), so CAM cannot apply there.
+    """
+    rest, node, prefix = [], model, ""
+    for part in layer.split("."):
+        if isinstance(node, Residual):
+            return None
+        items = node.items()
+        i = [n for n, _ in items].index(part)
+        rest = [(prefix + n, child) for n, child in items[i + 1 :]] + rest
+        node, prefix = items[i][1], prefix + part + "."
+    opened = []
+    for name, child in rest:
+        if isinstance(child, Sequential) and not any(isinstance(c, Residual) for _, c in child.named_nodes()):
+            opened += list(child.named_layers(name + "."))
+        else:
+            opened.append((name, child))  # a layer, or a container holding a block: not a CAM head
+    return opened
+
+
+def _is_global_pool(lay):
+    return isinstance(lay, AdaptiveAvgPool2d) and tuple(lay.output_size) == (1, 1)
+
+
 def cam_head(model, layer):
     """The ``Linear`` of the GAP -> Linear head right after ``layer``, or a ValueError saying why CAM does not apply.
 
     CAM (Zhou et al. 2016, Sec. 2) reads its channel weights ``w^c_k`` from
     the last Linear, which is exact only when the class score is
     ``y^c = sum_k w^c_k mean_ij A^k_ij + b^c``: the layers after ``layer``
-    must be ``GlobalAvgPool2d`` then ``Linear`` (the last layer), with only
-    identity Dropouts (eval mode, or ``p = 0``) in between.
+    must be ``GlobalAvgPool2d`` then ``Linear`` (the last layer), or
+    PyTorch's spelling of the same head, ``AdaptiveAvgPool2d(1)`` then
+    ``Flatten`` then ``Linear`` (torchvision's ResNets), with only identity
+    Dropouts (eval mode, or ``p = 0``) in between.
 
     Parameters
     ----------
     model : Sequential
     layer : str
-        A layer name of ``model``.
+        A layer name of ``model`` (dotted for a layer inside a container).
 
     Returns
     -------
     Linear
     """
     check_layer_name(model, layer)
-    items = model.items()
-    after = items[[n for n, _ in items].index(layer) + 1 :]
+    after = _after(model, layer)
+    if after is None:
+        raise ValueError(
+            f"cam needs a GAP -> Linear head right after layer {layer!r}, but {layer!r} is inside a residual block: "
+            "its output is added to the shortcut before it reaches the head. Explain the block (or its stage) "
+            "instead, or use grad_cam."
+        )
     kept = [(name, lay) for name, lay in after if not _is_identity(lay)]
     if len(kept) == 2 and isinstance(kept[0][1], GlobalAvgPool2d) and isinstance(kept[1][1], Linear):
         return kept[1][1]
+    if (len(kept) == 3 and _is_global_pool(kept[0][1]) and isinstance(kept[1][1], Flatten)
+            and isinstance(kept[2][1], Linear)):
+        return kept[2][1]
 
     def describe(name, lay):
         mode = (", training" if lay.training else ", eval") if isinstance(lay, Dropout) else ""
@@ -212,7 +270,8 @@ def cam_head(model, layer):
     desc = " -> ".join(describe(n, lay) for n, lay in after)
     raise ValueError(
         f"cam needs a GAP -> Linear head right after layer {layer!r}: the remaining layers must be "
-        "GlobalAvgPool2d then Linear, the last layer (Dropout in eval mode is allowed between them), because CAM "
+        "GlobalAvgPool2d then Linear (or AdaptiveAvgPool2d(1), Flatten, Linear), the last layer (Dropout in eval "
+        "mode is allowed between them), because CAM "
         f"reads its channel weights w^c_k from that Linear. After {layer!r} this model has: {desc or 'nothing'}. "
         "Grad-CAM works on any head: use grad_cam (on a GAP -> Linear head its signed map equals CAM / (h*w))."
     )

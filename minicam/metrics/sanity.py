@@ -57,8 +57,8 @@ def identity_error(model, x, layer=None):
 
 
 def randomizable_layers(model):
-    """Names of the layers with a weight ``params["W"]`` (Conv2d, Linear), from the top down."""
-    return [name for name, layer in reversed(model.items()) if "W" in layer.params]
+    """Names of the layers with a weight ``params["W"]`` (Conv2d, Linear), from the top down (dotted inside blocks)."""
+    return [name for name, layer in reversed(list(model.named_layers())) if "W" in layer.params]
 
 
 def cascading_randomization(model, method, x, class_idx, rng, layers=None, reduce="sum", return_maps=False):
@@ -112,7 +112,7 @@ def cascading_randomization(model, method, x, class_idx, rng, layers=None, reduc
     if layers is None:
         layers = randomizable_layers(model)
     else:
-        bad = [name for name in layers if name not in model or "W" not in model[name].params]
+        bad = [name for name in layers if name not in model or "W" not in getattr(model[name], "params", {})]
         if bad or not layers:
             raise ValueError(f"layers must name layers with weights, e.g. {randomizable_layers(model)}, got {layers!r}")
     work = copy.deepcopy(model)
