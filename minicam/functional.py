@@ -196,7 +196,8 @@ def conv2d_forward_naive(x, W, b, stride=1, padding=0):
     ----------
     x : ndarray, shape (N, C, H, W)
     W : ndarray, shape (F, C, KH, KW)
-    b : ndarray, shape (F,)
+    b : ndarray, shape (F,), or None
+        ``None``: no bias (``b_f = 0``).
     stride, padding : int
 
     Returns
@@ -219,7 +220,7 @@ def conv2d_forward_naive(x, W, b, stride=1, padding=0):
             for i in range(h_out):
                 for j in range(w_out):
                     window = xp[s, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
-                    out[s, k, i, j] = np.sum(window * W[k]) + b[k]
+                    out[s, k, i, j] = np.sum(window * W[k]) + (0.0 if b is None else b[k])
     return out
 
 
@@ -338,7 +339,8 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     ----------
     x : ndarray, shape (N, C, H, W)
     W : ndarray, shape (F, C, KH, KW)
-    b : ndarray, shape (F,)
+    b : ndarray, shape (F,), or None
+        ``None``: no bias, nothing added.
     stride, padding : int
 
     Returns
@@ -362,7 +364,8 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     w_out = output_size(w, kh, stride, padding)
     cols = unfold(x, kh, stride, padding)
     out = np.matmul(W.reshape(f, -1), cols)  # (N, F, Ho*Wo)
-    out += b[:, None]
+    if b is not None:
+        out += b[:, None]
     return out.reshape(n, f, h_out, w_out), cols
 
 
@@ -382,6 +385,7 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
     dx : ndarray, shape (N, C, H, W)
     dW : ndarray, shape (F, C, KH, KW)
     db : ndarray, shape (F,)
+        Also when the forward had no bias (a layer without one discards it).
 
     Notes
     -----

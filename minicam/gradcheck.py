@@ -364,6 +364,11 @@ def layer_cases(seed=0):
     # edge ones are half padding, stride 1; padding is -inf, so it never wins.
     for k, s, p, h, w in [(3, 2, 1, 7, 8), (2, 2, 1, 5, 6), (3, 1, 1, 4, 5)]:
         add(f"MaxPool2d(k={k}, s={s}, p={p}) on {h}x{w}", MaxPool2d(k, s, padding=p), distinct_input((2, 3, h, w), rng))
+    # Convolutions without a bias (before BatchNorm in ResNet): a 3x3 stride-2 one and
+    # ResNet's 1x1 stride-2 shortcut; their only parameter is W.
+    for n, c, h, w, f, k, s, p in [(2, 3, 7, 6, 4, 3, 2, 1), (2, 4, 7, 5, 3, 1, 2, 0)]:
+        add(f"Conv2d(k={k}, s={s}, p={p}, bias=False) on {c}x{h}x{w}", Conv2d(c, f, k, stride=s, padding=p, bias=False, rng=rng),
+            rng.standard_normal((n, c, h, w)))
     return cases
 
 

@@ -258,3 +258,18 @@ def test_max_pool_refuses_padding_above_half_the_kernel(k, p):
 def test_max_pool_output_size_is_floor_mode(size, k, s, p, expected):
     out, _ = F.max_pool2d_forward(np.zeros((1, 1, size, size)), k, s, p)
     assert out.shape[2:] == (expected, expected) == (F.output_size(size, k, s, p),) * 2
+
+
+# -- convolution without a bias ----------------------------------------------------
+
+
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_conv_without_bias_is_conv_with_zero_bias(n, c, h, w, f, k, s, p, rng):
+    x = rng.standard_normal((n, c, h, w))
+    W = rng.standard_normal((f, c, k, k))
+    want = F.conv2d_forward_naive(x, W, np.zeros(f), s, p)
+    np.testing.assert_array_equal(F.conv2d_forward_naive(x, W, None, s, p), want)
+    fast, cols = F.conv2d_forward(x, W, None, s, p)
+    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast, F.conv2d_forward(x, W, np.zeros(f), s, p)[0])
+    np.testing.assert_array_equal(cols, F.unfold(x, k, s, p))

@@ -117,3 +117,21 @@ def test_cli_gradcheck_fails_loudly_on_a_wrong_layer(capsys, monkeypatch):
     assert main(["gradcheck"]) == 1
     out = capsys.readouterr().out
     assert "WrongReLU" in out and "FAIL" in out and "1 failed" in out
+
+
+def test_resnet_style_model_gradients(rng):
+    # The issue #14 layers end to end: a bias-less conv straight into train-mode
+    # BatchNorm (ResNet's pattern: no bias whose true gradient is zero), ResNet's stem
+    # pool (3/2/1, overlapping, -inf padding, windows of ReLU zeros), AlexNet's
+    # overlapping pool, an adaptive pool to a size that does not divide the map.
+    model = mc.Sequential([
+        mc.Conv2d(3, 4, 3, stride=1, padding=1, bias=False, rng=rng), mc.BatchNorm2d(4), mc.ReLU(),
+        mc.MaxPool2d(3, stride=2, padding=1),
+        mc.Conv2d(4, 5, 3, padding=1, rng=rng), mc.ReLU(), mc.MaxPool2d(3, stride=2),
+        mc.AdaptiveAvgPool2d((2, 3)), mc.Flatten(), mc.Linear(5 * 2 * 3, 3, rng=rng),
+    ])
+    x = rng.standard_normal((3, 3, 11, 13))
+    errors = gc.check_model(model, x, np.array([0, 2, 1]))
+    assert "conv1.b" not in errors and "conv1.W" in errors
+    for key, err in errors.items():
+        assert err < gc.MODEL_TOL, f"d{key} relative error {err:.2e}"

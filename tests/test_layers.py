@@ -531,3 +531,83 @@ def test_max_pool_matches_torch_including_ties(kernel_size, stride, padding, sha
         DIFFS.check("MaxPool2d dx, overlapping windows", dx, dx_t, PARITY_TOL, where)
     # the same routing: every input gets a gradient from the same windows as in torch
     np.testing.assert_array_equal(dx != 0, numpy_of(dx_t) != 0, err_msg=where)
+
+
+# -- Conv2d without a bias ------------------------------------------------------------
+
+
+def test_conv_without_bias_has_only_a_weight(rng):
+    conv = mc.Conv2d(3, 4, 3, stride=2, padding=1, bias=False, rng=0)
+    assert set(conv.params) == set(conv.grads) == {"W"}
+    assert conv.num_params == 4 * 3 * 3 * 3
+    assert conv.config() == {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "bias": False}
+    assert "bias=False" in repr(conv)
+    x = rng.standard_normal((2, 3, 7, 6))
+    out = conv.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout)
+    assert set(conv.grads) == {"W"}
+    # The same numbers as a convolution whose bias is zero.
+    with_bias = mc.Conv2d(3, 4, 3, stride=2, padding=1, rng=0)
+    np.testing.assert_array_equal(with_bias.params["W"], conv.params["W"])  # the same He draw
+    np.testing.assert_array_equal(out, with_bias.forward(x))
+    np.testing.assert_array_equal(dx, with_bias.backward(dout))
+    np.testing.assert_array_equal(conv.grads["W"], with_bias.grads["W"])
+    # a float32 forward still stores float32 gradients, and only W's
+    conv32 = mc.Conv2d(3, 4, 3, bias=False, rng=0, dtype=np.float32)
+    conv32.backward(np.ones(conv32.forward(x.astype(np.float32)).shape, dtype=np.float32))
+    assert set(conv32.grads) == {"W"} and conv32.grads["W"].dtype == np.float32
+
+
+def test_conv_bias_config_keeps_old_configs():
+    # A convolution with a bias is described exactly as before the option existed,
+    # and such a config (every model file saved so far) builds a convolution with a bias.
+    config = {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 1, "padding": 1}
+    assert mc.Conv2d(**config, rng=0).config() == config
+    assert "b" in mc.Conv2d(**config, rng=0).params
+    no_bias = mc.Conv2d(**config, bias=False, rng=0)
+    assert mc.Conv2d(**no_bias.config(), rng=0).config() == no_bias.config()
+
+
+@pytest.mark.parametrize("bias", [0, 1, "False", None, np.array(False)])
+def test_conv_refuses_a_bias_that_is_not_a_bool(bias):
+    with pytest.raises(TypeError, match=r"bias must be True or False, got"):
+        mc.Conv2d(3, 4, 3, bias=bias)
+
+
+def test_conv_without_bias_trains_in_a_model(rng):
+    # The optimiser, the model's parameter list and backward see only W.
+    model = mc.Sequential([mc.Conv2d(2, 3, 3, padding=1, bias=False, rng=0), mc.BatchNorm2d(3), mc.ReLU(),
+                           mc.GlobalAvgPool2d(), mc.Linear(3, 2, rng=1)])
+    assert [k for k, _ in model.named_parameters()][:1] == ["conv1.W"]
+    assert not any(k.startswith("conv1.b") for k, _ in model.named_parameters())
+    x = rng.standard_normal((4, 2, 5, 5))
+    y = np.array([0, 1, 1, 0])
+    opt = mc.optim.SGD(model, lr=0.1)
+    losses = []
+    for _ in range(5):
+        loss, dscores = mc.softmax_cross_entropy(model.forward(x), y)
+        model.backward(dscores)
+        opt.step()
+        losses.append(loss)
+    assert losses[-1] < losses[0]
+    assert "b" not in model["conv1"].params
+
+
+@pytest.mark.parametrize(
+    "n,c,h,w,f,k,s,p",
+    [(2, 3, 7, 6, 4, 3, 2, 1), (2, 4, 7, 5, 3, 1, 2, 0), (1, 3, 9, 9, 4, 7, 2, 3), (2, 2, 5, 6, 3, 3, 1, 1)],
+)
+def test_conv_without_bias_matches_torch(n, c, h, w, f, k, s, p, torch, rng):
+    conv = mc.Conv2d(c, f, k, stride=s, padding=p, bias=False, rng=rng)
+    x = rng.standard_normal((n, c, h, w))
+    out = conv.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = conv.backward(dout)
+    out_t, (dx_t, dW_t) = torch_forward_backward(
+        torch, lambda t, Wt: torch.nn.functional.conv2d(t, Wt, None, stride=s, padding=p), x, dout, conv.params["W"]
+    )
+    where = f"k={k}, s={s}, p={p} on {c}x{h}x{w}"
+    DIFFS.check("Conv2d(bias=False) forward", out, out_t, PARITY_TOL, where)
+    DIFFS.check("Conv2d(bias=False) dx", dx, dx_t, PARITY_TOL, where)
+    DIFFS.check("Conv2d(bias=False) dW", conv.grads["W"], dW_t, PARITY_TOL, where)

@@ -5,6 +5,7 @@ import numpy as np
 from .. import functional as F
 from .._validate import (
     as_generator,
+    check_bool,
     check_float_dtype,
     check_int,
     check_pair,
@@ -25,6 +26,10 @@ class Conv2d(Layer):
     stride : int, default 1
     padding : int, default 0
         Zeros added on every side.
+    bias : bool, default True
+        ``False``: no bias at all (``params`` and ``grads`` hold only
+        ``"W"``), as for a convolution followed by BatchNorm, whose ``beta``
+        plays its part (ResNet, VGG-BN).
     rng : None, int or numpy.random.Generator
         Seed for He-normal weight initialisation (biases start at zero).
     dtype : float64 (default) or float32
@@ -33,40 +38,49 @@ class Conv2d(Layer):
     ------
     x : (N, C, H, W) -> out : (N, F, H_out, W_out), with
     ``H_out = (H + 2*padding - K) // stride + 1`` (same for W).
-    ``params["W"]``: (F, C, K, K); ``params["b"]``: (F,).
+    ``params["W"]``: (F, C, K, K); ``params["b"]``: (F,) (only with ``bias=True``).
 
     Notes
     -----
     .. math:: out[n, f, i, j] = b_f + \\sum_{c,p,q} W_{f,c,p,q}\\, x_{pad}[n, c, i s + p, j s + q]
 
-    ``forward`` uses the im2col kernel (:func:`minicam.functional.conv2d_forward`);
+    (without the ``b_f`` when ``bias=False``). ``forward`` uses the im2col
+    kernel (:func:`minicam.functional.conv2d_forward`);
     :func:`minicam.functional.conv2d_forward_naive` is the loop definition it is
-    tested against.
+    tested against. ``config()`` lists ``bias`` only when it is ``False``, so
+    a convolution with a bias is saved exactly as before the option existed.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, dtype=np.float64):
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, rng=None, dtype=np.float64
+    ):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
         self.out_channels = check_int(out_channels, "out_channels", minimum=1)
         self.kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
         self.stride = check_int(stride, "stride", minimum=1)
         self.padding = check_int(padding, "padding", minimum=0)
+        self.bias = check_bool(bias, "bias")
         dtype = check_float_dtype(dtype)
         gen = as_generator(rng)
         k = self.kernel_size
         fan_in = self.in_channels * k * k
         self.params["W"] = he_normal(gen, (self.out_channels, self.in_channels, k, k), fan_in, dtype)
-        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        if self.bias:
+            self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
 
     def config(self):
-        return {
+        config = {
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
             "kernel_size": self.kernel_size,
             "stride": self.stride,
             "padding": self.padding,
         }
+        if not self.bias:
+            config["bias"] = False
+        return config
 
     def output_shape(self, input_shape):
         n, c, h, w = check_shape4(input_shape, type(self).__name__)
@@ -84,7 +98,7 @@ class Conv2d(Layer):
     def _forward(self, x):
         out_shape = self.output_shape(x.shape)
         W = self.params["W"].astype(x.dtype, copy=False)
-        b = self.params["b"].astype(x.dtype, copy=False)
+        b = self.params["b"].astype(x.dtype, copy=False) if self.bias else None
         out, cols = F.conv2d_forward(x, W, b, self.stride, self.padding)
         self._cache = (cols, x.shape, out_shape)  # cols: the unfolded input, a new array
         return out
@@ -94,7 +108,10 @@ class Conv2d(Layer):
         self._check_dout(dout, out_shape)
         W = self.params["W"].astype(dout.dtype, copy=False)
         dx, dW, db = F.conv2d_backward(dout, cols.astype(dout.dtype, copy=False), x_shape, W, self.stride, self.padding)
-        self._store_grads(W=dW, b=db)
+        if self.bias:
+            self._store_grads(W=dW, b=db)
+        else:
+            self._store_grads(W=dW)
         return dx
 
 
