@@ -133,7 +133,7 @@ def torch_of(model, score="logit"):
     wrapped = nn.Sequential(OrderedDict([("net", module), ("score", SCORE_HEAD[score]())]))
     wrapped.train(False)
     for name, layer in model:
-        getattr(module, name).train(layer.training)
+        module.get_submodule(name).train(layer.training)
     return wrapped, module
 
 
@@ -155,7 +155,7 @@ def test_grad_cam_matches_layer_grad_cam_at_every_4d_layer(label, model, x, relu
     assert len(layers) >= 3
     for layer in layers:
         mine = mc.grad_cam(model, x, cls, layer=layer, relu=relu)
-        theirs = ca.LayerGradCam(forward, getattr(net, layer)).attribute(
+        theirs = ca.LayerGradCam(forward, net.get_submodule(layer)).attribute(
             inputs(x), target=cls, relu_attributions=relu
         )
         assert theirs.shape[1] == 1  # captum keeps a channel axis
@@ -169,7 +169,7 @@ def test_grad_cam_of_softmax_scores_matches_captum_on_a_softmax_head(label, mode
     forward, net = torch_of(model, score)
     layer = four_d_layers(model, x)[-1]
     mine = mc.grad_cam(model, x, cls, layer=layer, relu=False, score=score)
-    theirs = ca.LayerGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)
+    theirs = ca.LayerGradCam(forward, net.get_submodule(layer)).attribute(inputs(x), target=cls)
     check(f"grad_cam(score={score!r}) vs LayerGradCam", mine, theirs[:, 0], TOL, f"{label}, layer {layer}")
 
 
@@ -228,11 +228,11 @@ def test_guided_grad_cam_nearest_matches_captum(label, model, x):
     cls = class_indices(model, x)
     forward, net = torch_of(model)
     for layer in four_d_layers(model, x):
-        h, w = model.output_shapes(x.shape)[model.names.index(layer)][1][2:]
+        h, w = dict(model.output_shapes(x.shape))[layer][2:]
         if not torch_nearest_is_floor(h, x.shape[2]) or not torch_nearest_is_floor(w, x.shape[3]):
             continue  # documented below: torch's float32 scale moves a source pixel
         mine = mc.guided_grad_cam(model, x, cls, layer=layer, interpolation="nearest")
-        theirs = ca.GuidedGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)
+        theirs = ca.GuidedGradCam(forward, net.get_submodule(layer)).attribute(inputs(x), target=cls)
         check("guided_grad_cam(nearest) vs GuidedGradCam", mine, theirs, TOL, f"{label}, layer {layer}")
 
 
@@ -242,7 +242,7 @@ def test_guided_grad_cam_bilinear_is_captum_with_bilinear_interpolation():
     forward, net = torch_of(model)
     layer = four_d_layers(model, x)[-1]
     mine = mc.guided_grad_cam(model, x, cls, layer=layer)  # the paper's bilinear
-    theirs = ca.GuidedGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls, interpolate_mode="bilinear")
+    theirs = ca.GuidedGradCam(forward, net.get_submodule(layer)).attribute(inputs(x), target=cls, interpolate_mode="bilinear")
     check("guided_grad_cam(bilinear) vs GuidedGradCam(bilinear)", mine, theirs, TOL, f"{label}, layer {layer}")
 
 
@@ -358,7 +358,7 @@ def test_conventions_doc_captum_recipe_upsampled_layer_grad_cam(mode):
     cls = class_indices(model, x)
     forward, net = torch_of(model)
     layer = four_d_layers(model, x)[-1]
-    attr = ca.LayerGradCam(forward, getattr(net, layer)).attribute(inputs(x), target=cls)  # relu_attributions=False
+    attr = ca.LayerGradCam(forward, net.get_submodule(layer)).attribute(inputs(x), target=cls)  # relu_attributions=False
     theirs = ca.LayerAttribution.interpolate(attr, tuple(x.shape[2:]), interpolate_mode=mode)
     mine = mc.upsample(mc.grad_cam(model, x, cls, layer=layer, relu=False), x.shape[2:], interpolation=mode)
     check(f"docs recipe: upsample(grad_cam(relu=False), {mode}) vs LayerAttribution.interpolate", mine, theirs[:, 0],

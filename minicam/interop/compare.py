@@ -43,17 +43,32 @@ def _diff(quantity, mine, theirs):
 
 def _resolve_layer(model, shapes, layer, names, method):
     """The explained layer: a minicam name or a torch path, by explain's rules (4-D for the CAM methods)."""
-    if isinstance(layer, str) and layer not in names:
-        by_path = {path: name for name, path in names.items()}
+    if isinstance(layer, str) and layer not in names and layer not in model:
+        by_path = {}
+        for name, path in names.items():
+            by_path.setdefault(path, []).append(name)
         if layer not in by_path:
             raise ValueError(
-                f"layer must be a minicam layer name, one of {list(names)}, or the torch module path of one, "
-                f"one of {list(by_path)}; got {layer!r}"
+                f"layer must be a minicam layer name or the torch module path of one (e.g. {list(names)[:8]}); "
+                f"got {layer!r}"
             )
-        layer = by_path[layer]
+        layer = by_path[layer][0]
     if layer is None or method in _CAM_METHODS:
-        return resolve_layer(model, shapes, layer)
-    return check_layer_name(model, layer)  # saliency & co. compare any layer's output and gradient
+        layer = resolve_layer(model, shapes, layer)
+    else:
+        check_layer_name(model, layer)  # saliency & co. compare any layer's output and gradient
+    path = names.get(layer)
+    calls = [name for name, p in names.items() if p == path]
+    if path is None:
+        raise ValueError(f"layer {layer!r} has no torch module of its own (it is a block made of an addition); "
+                         "captum hooks modules: choose a module's layer")
+    if len(calls) > 1:
+        raise ValueError(
+            f"layer {layer!r} is one of {len(calls)} calls of the torch module {path!r} ({calls}); a hook on that "
+            "module cannot tell its calls apart, so it cannot be compared: choose another layer (e.g. the block "
+            "that contains it)"
+        )
+    return layer
 
 
 def compare(module, x, method="grad-cam", layer=None, class_idx=None):
@@ -61,8 +76,9 @@ def compare(module, x, method="grad-cam", layer=None, class_idx=None):
 
     Parameters
     ----------
-    module : torch.nn.Sequential
-        The model to check (not modified: a copy in ``x``'s dtype is used,
+    module : torch.nn.Module
+        The model to check, any module :func:`~minicam.interop.torch.from_torch`
+        converts (not modified: a copy in ``x``'s dtype is used,
         in the train/eval mode ``module`` is in). Refused if a Dropout with
         ``p > 0`` is in training mode (random masks cannot be compared).
     x : ndarray, shape (N, C, H, W), float64 or float32
@@ -75,8 +91,9 @@ def compare(module, x, method="grad-cam", layer=None, class_idx=None):
         input size should be a multiple of the map's; see
         :func:`minicam.upsample`).
     layer : str, optional
-        minicam layer name (``features_3``) or torch path (``features.3``) of
-        the feature map A. Default: the last layer with a 4-D output.
+        minicam layer name or torch module path (the same for all but
+        reused modules, e.g. ``features.3``, ``layer4``) of the feature map
+        A. Default: :func:`minicam.explain.last_feature_layer`.
     class_idx : int, sequence of N ints, or None
         The explained class per sample (``None``: minicam's predicted class).
 
@@ -109,8 +126,8 @@ def compare(module, x, method="grad-cam", layer=None, class_idx=None):
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     check_float_array(x, "x", ndim=4)
-    if type(module) is not nn.Sequential:
-        raise TypeError(f"module must be a torch.nn.Sequential, got {type(module).__name__}")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     tdt = torch_dtype(x.dtype)
     ref = copy.deepcopy(module).to(dtype=tdt)
     for mod in ref.modules():
@@ -131,7 +148,11 @@ def compare(module, x, method="grad-cam", layer=None, class_idx=None):
     except ValueError as err:
         raise ValueError(f"an input of shape {tuple(x.shape)} does not fit the model: {err}") from None
     layer = _resolve_layer(model, shapes, layer, names, method)
-    torch_layer = ref.get_submodule(names[layer])
+    modules = dict(ref.named_modules())
+    if names[layer] not in modules:
+        raise ValueError(f"layer {layer!r} is computed by a function in the forward (fx node {names[layer]!r}), "
+                         "not by a module; captum hooks modules: choose a module's layer")
+    torch_layer = modules[names[layer]]
 
     scores = model.forward(x)
     idx = resolve_class_idx(class_idx, scores)
@@ -340,7 +361,8 @@ def check_torch(model_file, input_shape, builder="build_model", state_dict=None,
     rows, info = compare(module, x, method=method, layer=layer, class_idx=class_idx)
     model = info["model"]
     print(f"check-torch: {model_file} ({builder}){' + ' + str(state_dict) if state_dict else ''}", file=out)
-    print(f"imported with minicam.interop.torch.from_torch: {len(model)} layers, {model.num_params:,} parameters, "
+    print(f"imported with minicam.interop.torch.from_torch: {sum(1 for _ in model.named_layers())} layers, "
+          f"{model.num_params:,} parameters, "
           f"eval mode, {dt.name}", file=out)
     print(f"input: standard normal {shape}, seed {seed}; method {method}; layer {info['layer']!r} "
           f"(torch {info['torch_layer']!r}); class {info['class_idx'].tolist()}", file=out)

@@ -1,0 +1,629 @@
+"""PyTorch -> minicam: :func:`from_torch` traces a module's ``forward`` with ``torch.fx`` and rebuilds it.
+
+How a traced graph becomes a minicam model
+------------------------------------------
+1. ``torch.fx.symbolic_trace`` records the forward as a graph of calls.
+   Supported modules (:data:`SUPPORTED_MODULES`) are leaves of the trace;
+   everything else (``nn.Sequential``, a ResNet's blocks, your own modules)
+   is traced through, so only the leaf modules and a few functions remain:
+   ``F.relu``/``torch.relu``/``Tensor.relu`` (in place or not), ``torch.flatten(x, 1)``/
+   ``Tensor.flatten(1)``/``x.view(x.size(0), -1)``/``x.reshape(x.shape[0], -1)``,
+   and ``+``/``torch.add``/``Tensor.add`` of two tensors.
+2. The graph must be a chain in which a tensor feeding two consumers (a
+   fork) is joined again by an addition of the two paths: that addition is
+   a :class:`~minicam.model.Residual` block. The path with no layers (if
+   any) is the shortcut; otherwise the addition's first operand is the body
+   (``out += identity`` in torchvision).
+3. The layers are grouped by their torch module paths into nested
+   containers, so minicam's names are torch's: ``layer4.1.conv1`` is the
+   module ``layer4.1.conv1``; a block whose addition is followed only by
+   layers of the same module becomes one ``Residual`` with those layers as
+   ``after`` (torchvision's BasicBlock: ``layer4.1`` with ``relu2``).
+
+Names that torch does not give
+------------------------------
+- A module called ``k > 1`` times (torchvision's blocks reuse one ``relu``)
+  becomes ``k`` minicam layers, ``relu1``, ..., ``relu<k>`` (a name ending
+  in a digit gets ``_1``, ...). minicam needs one layer per call: each
+  keeps its own input for the backward pass.
+- A function (``F.relu``, ``torch.flatten``) is named after what it does:
+  ``relu``, ``flatten`` (numbered the same way when repeated in one module),
+  inside the module whose ``forward`` calls it.
+- An addition that is not the first step of its own module's block becomes
+  a ``Residual`` named ``add`` (``add1``, ... when repeated).
+
+:func:`layer_map` gives, for every minicam layer, the torch module path (or
+the traced function's node) whose output it is.
+"""
+
+import operator
+
+import numpy as np
+
+from .._validate import as_generator
+from ..layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    Linear,
+    MaxPool2d,
+    ReLU,
+)
+from ..model import Residual, Sequential
+from ._torch_base import SUPPORTED_MODULES, TENSOR_NAMES, nn, numpy_dtype, torch
+
+__all__ = ["from_torch", "layer_map"]
+
+_FUNCTIONS = (
+    "modules " + ", ".join(t.__name__ for t in SUPPORTED_MODULES)
+    + "; functions relu (F.relu, torch.relu, Tensor.relu, in place or not), flatten(x, 1), "
+    "x.view(x.size(0), -1) / reshape, and the addition of two tensors (a residual connection)"
+)
+
+
+# ---------------------------------------------------------------------------
+# One supported module -> one minicam layer
+# ---------------------------------------------------------------------------
+
+
+def _module_label(path, mod):
+    return f"{'.'.join(path) or '<root>'} ({type(mod).__name__})"
+
+
+def _refuse(path, mod, option, value, why):
+    raise ValueError(f"{_module_label(path, mod)}: {option}={value!r} is not supported: {why}")
+
+
+def _square(value, path, mod, option):
+    """An int from an int or a square tuple ``(k, k)``."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1] and isinstance(value[0], int):
+        return int(value[0])
+    _refuse(path, mod, option, value, "minicam supports square (equal height and width) integer values only")
+
+
+def _ones(value):
+    return value == 1 or (isinstance(value, (tuple, list)) and all(v == 1 for v in value))
+
+
+def _zeros(value):
+    return value == 0 or (isinstance(value, (tuple, list)) and all(v == 0 for v in value))
+
+
+def _array(tensor, dtype):
+    return tensor.detach().cpu().numpy().astype(dtype, copy=True)
+
+
+def _is_plain_flatten(mod):
+    return type(mod) is nn.Flatten and mod.start_dim == 1 and mod.end_dim == -1
+
+
+def _is_gap_pair(mod):
+    # what to_torch writes for a GlobalAvgPool2d: Sequential(AdaptiveAvgPool2d(1), Flatten())
+    children = list(mod.children())
+    return (type(mod) is nn.Sequential and len(children) == 2 and type(children[0]) is nn.AdaptiveAvgPool2d
+            and children[0].output_size in (1, (1, 1), [1, 1]) and _is_plain_flatten(children[1]))
+
+
+def _conv(path, mod, dtype, gen):
+    k = _square(mod.kernel_size, path, mod, "kernel_size")
+    s = _square(mod.stride, path, mod, "stride")
+    if isinstance(mod.padding, str):
+        if mod.padding == "valid":
+            p = 0
+        elif mod.padding == "same" and k % 2 == 1 and s == 1:
+            p = (k - 1) // 2  # symmetric for odd kernels
+        else:
+            _refuse(path, mod, "padding", mod.padding, "'same' needs an odd kernel (even kernels pad asymmetrically)")
+    else:
+        p = _square(mod.padding, path, mod, "padding")
+    if not _ones(mod.dilation):
+        _refuse(path, mod, "dilation", mod.dilation, "minicam's Conv2d has no dilation")
+    if mod.groups != 1:
+        _refuse(path, mod, "groups", mod.groups, "minicam's Conv2d has no grouped convolution")
+    if mod.padding_mode != "zeros":
+        _refuse(path, mod, "padding_mode", mod.padding_mode, "minicam pads with zeros only")
+    layer = Conv2d(mod.in_channels, mod.out_channels, k, stride=s, padding=p, bias=mod.bias is not None, rng=gen,
+                   dtype=dtype)
+    layer.params["W"] = _array(mod.weight, dtype)
+    if mod.bias is not None:
+        layer.params["b"] = _array(mod.bias, dtype)
+    return layer
+
+
+def _pool(path, mod, cls):
+    k = _square(mod.kernel_size, path, mod, "kernel_size")
+    s = k if mod.stride is None else _square(mod.stride, path, mod, "stride")
+    if mod.ceil_mode:
+        _refuse(path, mod, "ceil_mode", mod.ceil_mode, "minicam pools in floor mode (leftover rows/columns dropped)")
+    if cls is MaxPool2d:
+        if not _ones(mod.dilation):
+            _refuse(path, mod, "dilation", mod.dilation, "minicam's MaxPool2d has no dilation")
+        if mod.return_indices:
+            _refuse(path, mod, "return_indices", mod.return_indices, "the module would output a tuple")
+        p = _square(mod.padding, path, mod, "padding")
+        if p > k // 2:
+            _refuse(path, mod, "padding", mod.padding, "padding must be at most half the kernel size")
+        return MaxPool2d(k, s, padding=p)
+    if not _zeros(mod.padding):
+        # with padding, count_include_pad decides the divisor; minicam's AvgPool2d has neither
+        _refuse(path, mod, "padding", mod.padding, "minicam's AvgPool2d has no padding")
+    if mod.divisor_override is not None:
+        _refuse(path, mod, "divisor_override", mod.divisor_override, "minicam divides by the window size")
+    return AvgPool2d(k, s)
+
+
+def _leaf_from_torch(path, mod, dtype, gen):
+    """The minicam layer equivalent to the supported torch module ``mod`` (at ``path``)."""
+    t = type(mod)
+    if t is nn.Conv2d:
+        layer = _conv(path, mod, dtype, gen)
+    elif t is nn.Linear:
+        layer = Linear(mod.in_features, mod.out_features, rng=gen, dtype=dtype)
+        layer.params["W"] = _array(mod.weight, dtype)
+        layer.params["b"] = np.zeros(mod.out_features, dtype) if mod.bias is None else _array(mod.bias, dtype)
+    elif t is nn.ReLU:
+        layer = ReLU()
+    elif t is nn.MaxPool2d:
+        layer = _pool(path, mod, MaxPool2d)
+    elif t is nn.AvgPool2d:
+        layer = _pool(path, mod, AvgPool2d)
+    elif t is nn.AdaptiveAvgPool2d:
+        size = mod.output_size
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if any(s is None for s in size):
+            _refuse(path, mod, "output_size", mod.output_size, "None (keep the input size) is not modelled")
+        layer = AdaptiveAvgPool2d(size)
+    elif t is nn.Flatten:
+        if not _is_plain_flatten(mod):
+            _refuse(path, mod, "start_dim, end_dim", (mod.start_dim, mod.end_dim), "minicam flattens every axis but the first (1, -1)")
+        layer = Flatten()
+    elif t is nn.Dropout:
+        if not 0.0 <= mod.p < 1.0:
+            _refuse(path, mod, "p", mod.p, "minicam's Dropout needs 0 <= p < 1")
+        layer = Dropout(mod.p, rng=gen)
+    elif t is nn.BatchNorm2d:
+        if not mod.affine:
+            _refuse(path, mod, "affine", mod.affine, "minicam's BatchNorm2d always has gamma and beta")
+        if not mod.track_running_stats:
+            _refuse(path, mod, "track_running_stats", mod.track_running_stats, "minicam's BatchNorm2d keeps running statistics")
+        if mod.momentum is None:
+            _refuse(path, mod, "momentum", mod.momentum, "minicam uses an exponential moving average with a float momentum")
+        layer = BatchNorm2d(mod.num_features, eps=mod.eps, momentum=mod.momentum, dtype=dtype)
+        layer.params["gamma"] = _array(mod.weight, dtype)
+        layer.params["beta"] = _array(mod.bias, dtype)
+        layer.buffers["running_mean"] = _array(mod.running_mean, dtype)
+        layer.buffers["running_var"] = _array(mod.running_var, dtype)
+    else:
+        kind = (
+            f"a subclass of {t.__mro__[1].__name__}, whose forward may differ, so it is not supported"
+            if isinstance(mod, SUPPORTED_MODULES) else "not supported"
+        )
+        raise TypeError(f"{_module_label(path, mod)} is {kind}; minicam.interop.torch converts exactly these: {_FUNCTIONS}")
+    for key, value in list(layer.params.items()) + list(layer.buffers.items()):
+        # refused at import, naming the tensor: a NaN weight or a negative variance would give NaN maps later
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{_module_label(path, mod)}: tensor {TENSOR_NAMES.get(key, key)!r} contains NaN or "
+                             f"infinity ({int(np.sum(~np.isfinite(value)))} of {value.size} values)")
+    if "running_var" in layer.buffers and (layer.buffers["running_var"] < 0).any():
+        var = layer.buffers["running_var"]
+        raise ValueError(f"{_module_label(path, mod)}: tensor 'running_var' must be >= 0 (a variance), got "
+                         f"{float(var[var < 0][0])!r} in channel {int(np.flatnonzero(var < 0)[0])}")
+    for key, value in layer.params.items():
+        layer.grads[key] = np.zeros_like(value)
+    layer.train(mod.training)
+    return layer
+
+
+# ---------------------------------------------------------------------------
+# The traced graph
+# ---------------------------------------------------------------------------
+
+
+class _Tracer(torch.fx.Tracer):
+    # Every supported module type (and its subclasses, refused later by name)
+    # is a leaf: its call stays one node of the graph.
+    def is_leaf_module(self, m, qualname):
+        return isinstance(m, SUPPORTED_MODULES) or super().is_leaf_module(m, qualname)
+
+
+_RELU_FUNCTIONS = {torch.relu, torch.relu_, torch.nn.functional.relu}
+_ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+_FLATTEN_FUNCTIONS = {torch.flatten}
+
+
+def _node_label(node):
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    return f"node {node.name!r} ({node.op} {target})"
+
+
+def _is_shape_node(node):
+    """``x.size(0)``, ``x.shape``, ``x.shape[0]``: a number, not a tensor of the chain."""
+    if node.op == "call_method" and node.target == "size":
+        return True
+    if node.op == "call_function" and node.target is getattr and len(node.args) > 1 and node.args[1] == "shape":
+        return True
+    return (node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node)
+            and _is_shape_node(node.args[0]))
+
+
+def _is_batch_size(arg):
+    # x.size(0) or x.shape[0]
+    if not isinstance(arg, torch.fx.Node):
+        return False
+    if arg.op == "call_method" and arg.target == "size":
+        return tuple(arg.args[1:]) == (0,) and not arg.kwargs
+    return arg.op == "call_function" and arg.target is operator.getitem and _is_shape_node(arg.args[0]) and arg.args[1] == 0
+
+
+def _kind(node):
+    """``"relu"``, ``"flatten"``, ``"add"`` for a supported function call; a ValueError naming it otherwise."""
+    op, target, args, kwargs = node.op, node.target, node.args, node.kwargs
+    if op == "call_function" and target in _RELU_FUNCTIONS or op == "call_method" and target in ("relu", "relu_"):
+        if set(kwargs) - {"inplace"} or len(args) > (2 if op == "call_function" else 1):
+            raise ValueError(f"{_node_label(node)}: relu with arguments {args[1:]} {kwargs} is not supported")
+        return "relu"
+    if op == "call_function" and target in _FLATTEN_FUNCTIONS or op == "call_method" and target == "flatten":
+        dims = dict(zip(("start_dim", "end_dim"), args[1:]), **kwargs)
+        if dims.get("start_dim", 0) != 1 or dims.get("end_dim", -1) != -1:
+            raise ValueError(f"{_node_label(node)}: flatten with {dims} is not supported: minicam flattens every axis "
+                             "but the first (start_dim=1, end_dim=-1)")
+        return "flatten"
+    if op == "call_method" and target in ("view", "reshape") or op == "call_function" and target is torch.reshape:
+        shape = args[1:] if op == "call_method" else args[1]
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+        if len(shape) == 2 and _is_batch_size(shape[0]) and shape[1] == -1 and not kwargs:
+            return "flatten"
+        raise ValueError(f"{_node_label(node)}: {target}{shape} is not supported: only the flatten "
+                         "x.view(x.size(0), -1) / x.reshape(x.shape[0], -1) is (a hard-coded batch size is not)")
+    if op == "call_function" and target in _ADD_FUNCTIONS or op == "call_method" and target in ("add", "add_"):
+        tensors = [a for a in args if isinstance(a, torch.fx.Node)]
+        if len(args) != 2 or len(tensors) != 2 or set(kwargs) - {"alpha"} or kwargs.get("alpha", 1) != 1:
+            raise ValueError(f"{_node_label(node)}: only the addition of two tensors (a residual connection) is "
+                             f"supported, got arguments {args} {kwargs}")
+        if tensors[0] is tensors[1]:
+            raise ValueError(f"{_node_label(node)}: adds a tensor to itself (x + x); not a residual connection")
+        return "add"
+    raise ValueError(f"{_node_label(node)} is not supported: minicam.interop.torch converts exactly these: {_FUNCTIONS}")
+
+
+def _scope(node):
+    """The module path (tuple) whose forward made this call, from fx's module stack."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ()
+    path = list(stack)[-1]
+    path = path.split("@")[0]  # fx marks a repeated call of one module with "@<n>"
+    return tuple(path.split(".")) if path else ()
+
+
+class _Leaf:
+    def __init__(self, node, path, layer, source):
+        self.node, self.path, self.layer, self.source = node, path, layer, source
+
+    @property
+    def where(self):
+        return self.path
+
+
+class _Fork:
+    def __init__(self, join, path, body, shortcut):
+        self.node, self.path, self.body, self.shortcut = join, path, body, shortcut
+        leaves = [p for item in body + shortcut for p in _parents(item)]
+        self.where = _common_prefix(leaves) if leaves else path[:-1]
+
+
+def _parents(item):
+    if isinstance(item, _Leaf):
+        return [item.path[:-1]]
+    return [p for sub in item.body + item.shortcut for p in _parents(sub)] or [item.path[:-1]]
+
+
+def _common_prefix(paths):
+    first = paths[0]
+    n = 0
+    while n < len(first) and all(len(p) > n and p[n] == first[n] for p in paths):
+        n += 1
+    return first[:n]
+
+
+def _numbered(paths):
+    """Number the paths that occur more than once: relu -> relu1, relu2 (relu1 -> relu1_1, relu1_2)."""
+    counts = {}
+    for p in paths:
+        counts[p] = counts.get(p, 0) + 1
+    seen = {}
+    out = []
+    for p in paths:
+        if counts[p] == 1:
+            out.append(p)
+            continue
+        seen[p] = seen.get(p, 0) + 1
+        last = p[-1]
+        out.append(p[:-1] + (f"{last}_{seen[p]}" if last[-1:].isdigit() else f"{last}{seen[p]}",))
+    return out
+
+
+class _Graph:
+    """The traced graph of ``module``, walked into a chain of leaves and forks."""
+
+    def __init__(self, module, dtype, gen):
+        try:
+            traced = torch.fx.GraphModule(module, _Tracer().trace(module))
+        except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError, ... on Python it cannot trace
+            raise ValueError(
+                f"module ({type(module).__name__}) cannot be traced by torch.fx.symbolic_trace, which from_torch needs "
+                f"to read its forward: {type(err).__name__}: {err}"
+            ) from err
+        self.module, self.dtype, self.gen = module, dtype, gen
+        nodes = list(traced.graph.nodes)
+        inputs = [n for n in nodes if n.op == "placeholder"]
+        if len(inputs) != 1:
+            raise ValueError(f"module's forward must take exactly one tensor, got {[n.name for n in inputs]}")
+        self.input = inputs[0]
+        for node in nodes:
+            if node.op == "get_attr":
+                raise ValueError(f"{_node_label(node)}: the forward reads a parameter or buffer directly; only calls "
+                                 "of supported modules are converted")
+            if _is_shape_node(node):
+                bad = [u for u in node.users if not (u.op in ("call_method", "call_function") and (
+                    u.target in ("view", "reshape", torch.reshape) or _is_shape_node(u)))]
+                if bad:
+                    raise ValueError(f"{_node_label(node)}: a tensor's size is used by {_node_label(bad[0])}; sizes "
+                                     "are supported only in x.view(x.size(0), -1)")
+        self._names = self._name_leaves(nodes)
+
+    def _name_leaves(self, nodes):
+        """Every layer-making node -> its path (module path, or scope + function kind), numbered when repeated."""
+        order, paths = [], []
+        for node in nodes:
+            if node.op == "call_module":
+                order.append(node)
+                paths.append(tuple(node.target.split(".")))
+            elif node.op in ("call_function", "call_method") and not _is_shape_node(node):
+                order.append(node)
+                paths.append(_scope(node) + (_kind(node),))
+            elif node.op not in ("placeholder", "output"):
+                raise ValueError(f"{_node_label(node)} is not supported")
+        return dict(zip(order, _numbered(paths)))
+
+    def users(self, node):
+        return [u for u in node.users if not _is_shape_node(u)]
+
+    def leaf(self, node):
+        path = self._names[node]
+        if node.op == "call_module":
+            mod = self.module.get_submodule(node.target)
+            layer = _leaf_from_torch(tuple(node.target.split(".")), mod, self.dtype, self.gen)
+            source = node.target
+        else:
+            kind = _kind(node)
+            layer = ReLU() if kind == "relu" else Flatten()
+            source = node.name
+        if node.op == "call_module" and (len(node.args) != 1 or node.kwargs):
+            raise ValueError(f"{_node_label(node)}: a module must be called on one tensor, got {node.args} {node.kwargs}")
+        return _Leaf(node, path, layer, source)
+
+    def walk(self, value, in_branch):
+        """Follow the chain from ``value`` (a node whose output is known): ``(items, last value, stop node)``."""
+        items = []
+        while True:
+            users = self.users(value)
+            if len(users) == 1:
+                user = users[0]
+                if user.op == "output":
+                    if in_branch:
+                        raise ValueError(f"{_node_label(value)}: a path that forks at a tensor reaches the output "
+                                         "without being added back (only residual additions join paths)")
+                    return items, value, user
+                kind = None if user.op == "call_module" else _kind(user)
+                if kind == "add":
+                    if in_branch:
+                        return items, value, user
+                    raise ValueError(f"{_node_label(user)}: adds tensors that do not fork from one tensor; "
+                                     "only residual connections y = body(x) + shortcut(x) are supported")
+                items.append(self.leaf(user))
+                value = user
+            elif len(users) == 2:
+                items.append(self.fork(value, users))
+                value = items[-1].node
+            else:
+                raise ValueError(
+                    f"{_node_label(value)} feeds {len(users)} consumers ({[u.name for u in users]}); minicam models "
+                    "a tensor used by one layer, or by the two paths of a residual block"
+                )
+
+    def fork(self, value, users):
+        ends = []
+        for user in users:
+            if user.op != "call_module" and _kind(user) == "add":
+                ends.append(([], value, user))
+            else:
+                first = self.leaf(user)
+                rest, last, stop = self.walk(user, in_branch=True)
+                ends.append(([first] + rest, last, stop))
+        joins = {stop for _, _, stop in ends}
+        if len(joins) != 1:
+            raise ValueError(f"{_node_label(value)} forks into two paths that end at different nodes "
+                             f"({sorted(n.name for n in joins)}); they must be added back together")
+        join = joins.pop()
+        operands = [a for a in join.args if isinstance(a, torch.fx.Node)]
+        if {ends[0][1], ends[1][1]} != set(operands):
+            raise ValueError(f"{_node_label(join)} does not add the two paths that fork at {value.name!r}")
+        by_operand = {last: items for items, last, _ in ends}
+        first, second = by_operand[operands[0]], by_operand[operands[1]]
+        body, shortcut = (second, first) if not first else (first, second)
+        return _Fork(join, self._names[join], body, shortcut)
+
+    def chain(self):
+        items, _, _ = self.walk(self.input, in_branch=False)
+        if not items:
+            raise ValueError("module's forward computes nothing minicam can convert (its input is its output)")
+        return items
+
+
+# ---------------------------------------------------------------------------
+# Chain of leaves and forks -> nested minicam containers named by torch path
+# ---------------------------------------------------------------------------
+
+
+def _under(item, prefix):
+    return len(item.where) >= len(prefix) and item.where[: len(prefix)] == prefix if isinstance(item, _Fork) else (
+        len(item.path) > len(prefix) and item.path[: len(prefix)] == prefix)
+
+
+def _group(items, prefix, module, mapping):
+    """``[(name, node)]`` for ``items``, all under the module path ``prefix``."""
+    out = []
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if isinstance(item, _Leaf) and len(item.path) == len(prefix) + 1:
+            out.append((item.path[-1], item.layer))
+            mapping[".".join(item.path)] = item.source
+            i += 1
+            continue
+        if isinstance(item, _Fork) and item.where == prefix:
+            # an addition in the middle of its module's forward: a block named after it
+            name = item.path[-1]
+            out.append((name, _residual(item, prefix, [], module, mapping, name)))
+            i += 1
+            continue
+        sub = (item.where if isinstance(item, _Fork) else item.path)[: len(prefix) + 1]
+        j = i + 1
+        while j < len(items) and _under(items[j], sub):
+            j += 1
+        out.append((sub[-1], _container(items[i:j], sub, module, mapping)))
+        i = j
+    return out
+
+
+def _torch_module(module, path):
+    try:
+        return module.get_submodule(".".join(path)) if path else module
+    except AttributeError:
+        return None
+
+
+def _container(items, path, module, mapping):
+    first = items[0]
+    if isinstance(first, _Fork) and first.where == path and all(
+            isinstance(it, _Leaf) and it.path[:-1] == path for it in items[1:]):
+        return _residual(first, path, items[1:], module, mapping, None)
+    mod = _torch_module(module, path)
+    if mod is not None and _is_gap_pair(mod) and len(items) == 2 and all(isinstance(it, _Leaf) for it in items):
+        layer = GlobalAvgPool2d()  # what to_torch writes for it: round trips keep the layer
+        layer.train(mod.training)
+        mapping[".".join(path)] = items[1].source
+        return layer
+    if mod is not None:
+        mapping[".".join(path)] = ".".join(path)
+    return Sequential(_group(items, path, module, mapping))
+
+
+def _residual(fork, path, after, module, mapping, name):
+    # a block named after its addition holds its layers under that name
+    prefix = path if name is None else path + (name,)
+    if name is None and _torch_module(module, path) is not None:
+        mapping[".".join(path)] = ".".join(path)
+    body = Sequential(_group(_rebase(fork.body, path, prefix), prefix, module, mapping))
+    shortcut, shortcut_name = None, "shortcut"
+    if fork.shortcut:
+        parts = _group(_rebase(fork.shortcut, path, prefix), prefix, module, mapping)
+        if len(parts) == 1 and not isinstance(parts[0][1], Residual):
+            shortcut_name, shortcut = parts[0]
+        else:
+            shortcut = Sequential(parts)
+    after_seq = Sequential(_group(_rebase(after, path, prefix), prefix, module, mapping)) if after else None
+    return Residual(body, shortcut=shortcut, after=after_seq, shortcut_name=shortcut_name)
+
+
+def _rebase(items, old, new):
+    """Items whose paths start with ``old``, re-rooted at ``new`` (for a block named after its addition)."""
+    if old == new:
+        return items
+    out = []
+    for item in items:
+        if isinstance(item, _Leaf):
+            out.append(_Leaf(item.node, new + item.path[len(old):], item.layer, item.source))
+        else:
+            fork = _Fork(item.node, new + item.path[len(old):], _rebase(item.body, old, new),
+                         _rebase(item.shortcut, old, new))
+            out.append(fork)
+    return out
+
+
+def _convert(module, dtype, rng):
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(module, SUPPORTED_MODULES):
+        raise TypeError(f"module is a single {type(module).__name__}; from_torch converts a model: wrap it, "
+                        f"nn.Sequential(module)")
+    graph = _Graph(module, numpy_dtype(dtype), as_generator(rng))
+    mapping = {}
+    try:
+        model = Sequential(_group(graph.chain(), (), module, mapping))
+    except ValueError as err:
+        if "unique" in str(err) or "names" in str(err):
+            raise ValueError(f"the torch module's names cannot all become minicam names: {err}") from err
+        raise
+    return model, mapping
+
+
+def from_torch(module, dtype=np.float64, rng=None):
+    """Any ``torch.nn.Module`` that ``torch.fx`` traces into supported operations, as a minicam model.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Its ``forward`` is traced (see the module docstring for what is
+        supported: the modules of :data:`SUPPORTED_MODULES`, ``relu``,
+        ``flatten``/``view(N, -1)``, and residual additions). Anything else is
+        refused, naming the node or module and the option: ``TypeError`` for
+        a module type, ``ValueError`` for an option, an operation or a graph
+        minicam cannot model. Nothing partially built is returned.
+    dtype : float64 (default) or float32
+        Parameter dtype of the minicam model. float32 weights widen to float64
+        exactly.
+    rng : None, int or numpy.random.Generator
+        Source of the Dropout layers' masks.
+
+    Returns
+    -------
+    Sequential
+        Same weights (copies), same running statistics, same train/eval mode
+        per layer, names = torch module paths (``features.3``,
+        ``layer4.1.conv2``), so :func:`minicam.interop.keys.torch_keys` gives
+        the module's state-dict keys back.
+    """
+    return _convert(module, dtype, rng)[0]
+
+
+def layer_map(module):
+    """minicam layer name -> the torch module path (or traced function node) computing that layer's output.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A module :func:`from_torch` accepts.
+
+    Returns
+    -------
+    dict of str -> str
+        Identity for most layers (``"layer4.1.conv1"``); a reused module's
+        calls map to its one path (``layer4.1.relu1`` and ``layer4.1.relu2``
+        -> ``layer4.1.relu``); a function to its fx node name
+        (``flatten``); a ``GlobalAvgPool2d`` pair to its Flatten's path.
+
+    Examples
+    --------
+    >>> layer_map(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))   # doctest: +SKIP
+    {'0': '0', '1': '1'}
+    """
+    return _convert(module, np.float64, 0)[1]
+
