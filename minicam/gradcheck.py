@@ -247,7 +247,7 @@ def check_model(model, x, y, h=1e-5):
     _, dscores = softmax_cross_entropy(analytic.forward(x), y)
     dx = analytic.backward(dscores)
     errors = {"x": rel_error(dx, numerical_gradient(lambda xx: loss_of(fresh(), xx), x.copy(), 1.0, h))}
-    for (name, layer), (_, ref_layer) in zip(analytic, model):
+    for (name, layer), (_, ref_layer) in zip(analytic.named_layers(), model.named_layers()):
         for key in layer.params:
 
             def f(p, name=name, key=key):

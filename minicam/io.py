@@ -445,10 +445,9 @@ def _check_config(spec, where):
                 if not isinstance(value, bool):
                     raise TypeError(f"bias must be true or false, got {value!r:.40}")
             elif key == "output_size":
-                sizes = value if isinstance(value, list) else [value]
-                if len(sizes) not in (1, 2):
-                    raise ValueError(f"output_size must be an int or [h, w], got {value!r:.40}")
-                for size in sizes:
+                if not isinstance(value, list) or len(value) != 2:
+                    raise ValueError(f"output_size must be a list [h, w] (what config() writes), got {value!r:.40}")
+                for size in value:
                     if check_int(size, key, minimum=1) > MAX_OUTPUT_SIZE:
                         raise ValueError(f"{key} must be <= {MAX_OUTPUT_SIZE} (minicam.io's cap), got {value!r:.40}")
             elif value is not None:  # eps, momentum, p: the constructor checks their ranges
