@@ -1,6 +1,6 @@
-"""Reference architectures and the bundled trained models.
+"""Reference architectures, ImageNet architectures with torchvision's layout, and the bundled trained models.
 
-Two architectures, built from the same convolutional blocks
+Two small architectures, built from the same convolutional blocks
 (``conv -> [2x2 max-pool] -> BatchNorm -> ReLU``, 3x3 kernels with padding 1,
 a pool in the first two blocks only, so each pool halves the map and nothing
 else changes its size):
@@ -15,6 +15,16 @@ In both, the last block has no pool: its ReLU (``relu5`` with the default
 five blocks) is the last 4-D output, the default layer of the CAM methods. A
 32x32 input gives an 8x8 map there.
 
+The ImageNet architectures live in :mod:`minicam.zoo.imagenet` and are
+re-exported here: :func:`alexnet`, :func:`vgg11`, :func:`vgg11_bn`,
+:func:`vgg16`, :func:`vgg16_bn`, :func:`resnet18`, :func:`resnet34`,
+:func:`resnet50`. Their layers carry torchvision's module names and shapes, so
+a torchvision state dict loads unchanged with
+:func:`minicam.interop.keys.load_torch_state_dict`; a ``width`` factor gives
+tiny instances of the same layout. They are listed in
+:data:`IMAGENET_ARCHITECTURES`, not in :data:`ARCHITECTURES` (the builders the
+``train`` command calls on minicam's 32x32 datasets).
+
 :func:`pretrained` loads the models trained on minicam's own datasets and
 bundled in the package (``data/*.npz``, installed as ``minicam.data``);
 :data:`PRETRAINED` says what each one is and how to rebuild it (the training
@@ -23,17 +33,37 @@ recipe itself is :func:`minicam.recipes.train_reference`).
 
 import numpy as np
 
-from . import io
-from ._resources import bundled_file
-from ._validate import as_generator, check_float_dtype, check_int, check_pair
-from .layers import BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, L2Normalize, Linear, MaxPool2d, ReLU
-from .model import Sequential
+from .. import io
+from .._resources import bundled_file
+from .._validate import as_generator, check_float_dtype, check_int, check_pair
+from ..layers import BatchNorm2d, Conv2d, Flatten, GlobalAvgPool2d, L2Normalize, Linear, MaxPool2d, ReLU
+from ..model import Sequential
+from .imagenet import (
+    IMAGENET_ARCHITECTURES,
+    alexnet,
+    resnet18,
+    resnet34,
+    resnet50,
+    vgg11,
+    vgg11_bn,
+    vgg16,
+    vgg16_bn,
+)
 
 __all__ = [
     "gap_net",
     "fc_net",
     "embed_net",
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg16",
+    "vgg16_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
     "ARCHITECTURES",
+    "IMAGENET_ARCHITECTURES",
     "TRAINING_DATA",
     "PRETRAINED",
     "pretrained",
@@ -252,7 +282,12 @@ def embed_net(in_channels=3, dim=16, widths=(16, 16, 32, 32, 64), num_pools=None
 
 
 ARCHITECTURES = {"gap": gap_net, "fc": fc_net, "embed": embed_net}
-"""Architectures by the name the command line uses (``--model gap|fc|embed``)."""
+"""Architectures by the name the command line uses (``--model gap|fc|embed``).
+
+The ImageNet builders are in :data:`IMAGENET_ARCHITECTURES` instead: ``train``
+calls these builders as ``(in_channels, num_classes, rng=, dtype=)`` on 32x32
+images, which the ImageNet networks (3 input channels, AlexNet's 63-pixel
+minimum) do not take."""
 
 
 # ----------------------------------------------------------------------------
