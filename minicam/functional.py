@@ -397,9 +397,26 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
     dout_mat = dout.reshape(n, f, -1)  # (N, F, Ho*Wo)
     dW = np.matmul(dout_mat, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
     db = np.einsum("nfp->f", dout_mat)
-    dcols = np.matmul(W.reshape(f, -1).T, dout_mat)  # (N, C*KH*KW, Ho*Wo)
-    dx = fold(dcols, x_shape, W.shape[2], stride, padding)
-    return dx, dW, db
+    return conv2d_backward_input(dout, x_shape, W, stride, padding), dW, db
+
+
+def conv2d_backward_input(dout, x_shape, W, stride=1, padding=0):
+    """Only ``dx`` of :func:`conv2d_backward` (an explanation needs no ``dW``, ``db``).
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, F, H_out, W_out)
+    x_shape : tuple (N, C, H, W)
+    W : ndarray, shape (F, C, KH, KW)
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+        ``fold(W_mat.T @ dout[n])``.
+    """
+    n, f = dout.shape[:2]
+    dcols = np.matmul(W.reshape(f, -1).T, dout.reshape(n, f, -1))  # (N, C*KH*KW, Ho*Wo)
+    return fold(dcols, x_shape, W.shape[2], stride, padding)
 
 
 # ----------------------------------------------------------------------------

@@ -118,12 +118,15 @@ def _leaf_step(layer, method):
     return getattr(layer, method)
 
 
-def _back_node(node, grad, relu_mode):
+def _back_node(node, grad, relu_mode, param_grads):
     """Backward through one child (a container or a layer), all the way to its input."""
     if is_container(node):
-        return node._back(grad, relu_mode, None)
-    step = _leaf_step(node, "backward")
-    return step(grad, mode=relu_mode) if isinstance(node, ReLU) else step(grad)
+        return node._back(grad, relu_mode, None, param_grads)
+    if isinstance(node, ReLU):
+        return _leaf_step(node, "backward")(grad, mode=relu_mode)
+    if not param_grads and calls_unchecked(node, "backward"):
+        return node._backward_input(grad)
+    return _leaf_step(node, "backward")(grad)
 
 
 def _node_shapes(node, name, shape, shapes):
@@ -263,7 +266,7 @@ class _Container:
 
     __call__ = forward
 
-    def backward(self, dscores, relu_mode="standard", stop_at=None):
+    def backward(self, dscores, relu_mode="standard", stop_at=None, param_grads=True):
         """Backpropagate ``dscores`` through the layers of the last forward.
 
         Parameters
@@ -278,12 +281,18 @@ class _Container:
             Stop once the gradient with respect to this node's *output* is
             known, and return it. A dotted name reaches inside containers
             (``"layer4.1.conv1"``).
+        param_grads : bool, default True
+            ``False`` skips the parameter gradients of Conv2d and Linear
+            layers (their ``grads`` keep their old values): an explanation
+            needs only the gradient flowing back, and ``dW`` of a
+            convolution costs as much as ``dx``.
 
         Returns
         -------
         ndarray
             Gradient with respect to the input (or to the output of ``stop_at``).
-            Each visited layer's ``grads`` are overwritten. Where a path forks
+            Each visited layer's ``grads`` are overwritten (unless
+            ``param_grads=False``). Where a path forks
             (a residual block's input feeds the body and the shortcut), the
             gradients coming back along the two paths are added.
         """
@@ -298,7 +307,9 @@ class _Container:
         check_float_array(dscores, "dscores")
         if dscores.shape != self._result.shape:
             raise ValueError(f"dscores must have the shape of the model's output {self._result.shape}, got {dscores.shape}")
-        grad = self._back(dscores, relu_mode, stop)
+        if not isinstance(param_grads, bool):
+            raise TypeError(f"param_grads must be True or False, got {param_grads!r}")
+        grad = self._back(dscores, relu_mode, stop, param_grads)
         return grad.copy() if grad is dscores else grad
 
     # -- transient state ------------------------------------------------------
@@ -576,14 +587,14 @@ class Sequential(_Container):
             outputs[full] = out
         return out
 
-    def _back(self, grad, relu_mode, stop):
+    def _back(self, grad, relu_mode, stop, param_grads=True):
         # stop: None (to the input) or the dotted path split into parts,
         # its first part a child of this container.
         lowest = -1 if stop is None else self._index[stop[0]]
         for i in range(len(self._layers) - 1, lowest, -1):
-            grad = _back_node(self._layers[i][1], grad, relu_mode)
+            grad = _back_node(self._layers[i][1], grad, relu_mode, param_grads)
         if stop is not None and len(stop) > 1:
-            grad = self._layers[lowest][1]._back(grad, relu_mode, stop[1:])
+            grad = self._layers[lowest][1]._back(grad, relu_mode, stop[1:], param_grads)
         return grad
 
     def _shapes(self, shape, shapes, prefix):
@@ -684,21 +695,21 @@ class Residual(_Container):
             out = self.after._run(out, outputs, prefix)
         return out
 
-    def _back(self, grad, relu_mode, stop):
+    def _back(self, grad, relu_mode, stop, param_grads=True):
         where = None if stop is None else stop[0]
         if self.after is not None:
             if where in self.after._index:
-                return self.after._back(grad, relu_mode, stop)
-            grad = self.after._back(grad, relu_mode, None)
+                return self.after._back(grad, relu_mode, stop, param_grads)
+            grad = self.after._back(grad, relu_mode, None, param_grads)
         # grad is now the gradient of the sum: each path receives it as is.
         if where in self.body._index:
-            return self.body._back(grad, relu_mode, stop)
+            return self.body._back(grad, relu_mode, stop, param_grads)
         if where == self.shortcut_name:
             if len(stop) == 1:
                 return grad  # the shortcut's output is an operand of the sum
-            return self.shortcut._back(grad, relu_mode, stop[1:])
-        dbody = self.body._back(grad, relu_mode, None)
-        dskip = grad if self.shortcut is None else _back_node(self.shortcut, grad, relu_mode)
+            return self.shortcut._back(grad, relu_mode, stop[1:], param_grads)
+        dbody = self.body._back(grad, relu_mode, None, param_grads)
+        dskip = grad if self.shortcut is None else _back_node(self.shortcut, grad, relu_mode, param_grads)
         return dbody + dskip  # the paths forked at x: their gradients add
 
     def _shapes(self, shape, shapes, prefix):

@@ -72,7 +72,7 @@ def loss_input_gradient(model, x, labels):
         scores = model.forward(x)
         labels = resolve_class_idx(labels, scores)
         loss, dscores = softmax_cross_entropy(scores, labels)
-        dx = model.backward(dscores)
+        dx = model.backward(dscores, param_grads=False)
     return loss, dx
 
 

@@ -410,5 +410,5 @@ def layer_gradients(model, x, class_idx=None, layer=None, score="logit", target=
     with untouched(model):
         _, _, _, dscores = forward_target(model, x, class_idx, score, target)
         A = model.outputs[layer]
-        dA = model.backward(dscores, stop_at=layer)
+        dA = model.backward(dscores, stop_at=layer, param_grads=False)
     return A, dA

@@ -169,7 +169,7 @@ def pair_weights(model, x, references, layer=None, base="grad-cam"):
         A = model.outputs[layer]
         for j in range(refs.shape[1]):
             _, dscores = evaluate_target(similarity_target(np.ascontiguousarray(refs[:, j])), scores)
-            out.append(weight_fn(A, model.backward(dscores, stop_at=layer)))
+            out.append(weight_fn(A, model.backward(dscores, stop_at=layer, param_grads=False)))
     return A, np.stack(out, axis=1)
 
 

@@ -31,7 +31,7 @@ def _input_gradient(model, x, class_idx, score, target, relu_mode):
     check_input(model, x)
     with untouched(model):
         _, _, _, dscores = forward_target(model, x, class_idx, score, target)
-        return model.backward(dscores, relu_mode=relu_mode)
+        return model.backward(dscores, relu_mode=relu_mode, param_grads=False)
 
 
 def saliency(model, x, class_idx=None, score="logit", target=None):
@@ -124,8 +124,8 @@ def guided_grad_cam(model, x, class_idx=None, layer=None, interpolation="bilinea
     with untouched(model):
         _, _, _, dscores = forward_target(model, x, class_idx, score, target)
         A = model.outputs[layer]
-        dA = model.backward(dscores, stop_at=layer)
-        guided = model.backward(dscores, relu_mode="guided")
+        dA = model.backward(dscores, stop_at=layer, param_grads=False)
+        guided = model.backward(dscores, relu_mode="guided", param_grads=False)
     cam = relu(combine(grad_cam_weights(dA), A))
     return upsample(cam, x.shape[2:], interpolation)[:, None] * guided
 

@@ -55,6 +55,16 @@ class Layer:
     def _backward(self, dout):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _backward_input(self, dout):
+        """Only the gradient with respect to the input; ``grads`` may be left as they were.
+
+        What a model's ``backward(..., param_grads=False)`` calls (an
+        explanation needs no parameter gradients). By default the full
+        backward; layers whose parameter gradients cost a matrix product
+        (Conv2d, Linear) skip it.
+        """
+        return self._backward(dout)
+
     def config(self):
         """Constructor hyper-parameters (JSON-serialisable), used to save the architecture."""
         return {}

@@ -91,3 +91,8 @@ class Linear(Layer):
         W = self.params["W"].astype(dout.dtype, copy=False)
         self._store_grads(W=dout.T @ x, b=dout.sum(axis=0))
         return dout @ W
+
+    def _backward_input(self, dout):
+        _, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        return dout @ self.params["W"].astype(dout.dtype, copy=False)

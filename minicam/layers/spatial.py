@@ -114,6 +114,12 @@ class Conv2d(Layer):
             self._store_grads(W=dW)
         return dx
 
+    def _backward_input(self, dout):
+        _, x_shape, out_shape = self._cached()
+        self._check_dout(dout, out_shape)
+        W = self.params["W"].astype(dout.dtype, copy=False)
+        return F.conv2d_backward_input(dout, x_shape, W, self.stride, self.padding)
+
 
 
 
