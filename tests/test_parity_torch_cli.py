@@ -168,3 +168,38 @@ def test_in_place_relus_do_not_corrupt_the_reference(tmp_path, layer, capsys):
         code, out, err = run(["check-torch", "--model", str(path), "--input-shape", "2,3,8,8", "--layer", layer,
                               "--method", method], capsys)
         assert code == 0, out + err
+
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def torchvision_like_file(tmp_path, name, width):
+    """A model file whose builder is one of tests/torchvision_like.py's networks (torchvision's module tree)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "import torchvision_like\n"
+        f"def build_model():\n    return torchvision_like.{name}(num_classes=5, width={width!r})\n"
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", 32), ("resnet50", 32), ("vgg11_bn", 32), ("alexnet", 63)])
+@pytest.mark.parametrize("method", ["grad-cam", "guided-backprop"])
+def test_real_architectures_are_accepted_and_agree(tmp_path, name, size, method, capsys):
+    model = torchvision_like_file(tmp_path, name, 1 / 16)
+    code, out, err = run(["check-torch", "--model", model, "--input-shape", f"2,3,{size},{size}", "--method", method],
+                         capsys)
+    assert code == 0, out + err
+    assert "0 failed" in out
+    layer = "layer4" if name.startswith("resnet") else {"vgg11_bn": "features.27", "alexnet": "features.11"}[name]
+    assert f"layer {layer!r} (torch {layer!r})" in out
+
+
+def test_one_call_of_a_reused_relu_module_is_refused_as_a_layer(tmp_path, capsys):
+    model = torchvision_like_file(tmp_path, "resnet18", 1 / 16)
+    code, _, err = run(["check-torch", "--model", model, "--input-shape", "1,3,32,32", "--method", "saliency",
+                        "--layer", "layer4.1.relu1"], capsys)
+    assert code == 2
+    assert "is one of 2 calls of the torch module 'layer4.1.relu'" in err
