@@ -16,9 +16,15 @@ A model file is an ordinary ``.npz`` (a zip archive of ``.npy`` arrays), so
        "metadata": {...}}
 
   ``type`` is a key of :data:`minicam.layers.LAYER_TYPES` and ``config`` is
-  the layer's ``config()``: its constructor's hyper-parameters.
-- one float array per parameter and buffer, named ``"<layer>.<key>"``
-  (``conv1.W``, ``conv1.b``, ``bn1.running_mean``: PyTorch's state-dict names).
+  the layer's ``config()``: its constructor's hyper-parameters. Version 2
+  adds containers, nested in place of a layer: ``{"name", "type":
+  "Sequential", "layers": [...]}`` and ``{"name", "type": "Residual",
+  "body": [...], "shortcut": <one entry, named by the shortcut> or null,
+  "after": [...] or null}`` (at most :data:`MAX_DEPTH` deep). A model
+  without containers is still written as version 1.
+- one float array per parameter and buffer, named ``"<dotted path>.<key>"``
+  (``conv1.W``, ``conv1.b``, ``bn1.running_mean``, ``layer4.1.conv1.W``:
+  PyTorch's state-dict paths).
 
 Saved files are byte-for-byte reproducible: the archive members carry a fixed
 timestamp, so the same weights give the same file.
