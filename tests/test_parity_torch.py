@@ -499,3 +499,72 @@ def test_import_minicam_never_imports_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 5  # the walk really imported the package's modules
+
+
+# ---------------------------------------------------------------------------
+# from_torch by tracing: graphs minicam models, and those it refuses
+# ---------------------------------------------------------------------------
+
+
+class _Net(nn.Module):
+    """A module whose forward is given as a function of (self, x)."""
+
+    def __init__(self, forward, **modules):
+        super().__init__()
+        for name, mod in modules.items():
+            self.add_module(name, mod)
+        self._fwd = forward
+
+    def forward(self, x):
+        return self._fwd(self, x)
+
+
+def test_an_addition_inside_a_forward_becomes_a_residual_block_named_after_it():
+    torch.manual_seed(0)
+
+    def forward(m, x):
+        y = torch.relu(m.stem(x))
+        y = m.conv(y) + y                    # identity shortcut, body first
+        y = y.view(y.size(0), -1)
+        return m.fc(y)
+
+    net = _Net(forward, stem=nn.Conv2d(2, 3, 3), conv=nn.Conv2d(3, 3, 3, padding=1), fc=nn.Linear(3 * 4 * 4, 2))
+    net = net.double().eval()
+    model = bridge.from_torch(net)
+    assert model.names == ["stem", "relu", "add", "flatten", "fc"]
+    assert isinstance(model["add"], mc.Residual) and model["add"].shortcut is None
+    assert bridge.layer_map(net)["add.conv"] == "conv"  # the block's layer keeps its torch module
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
+    xt = torch.tensor(x, requires_grad=True)
+    out = net(xt)
+    out.backward(torch.ones_like(out))
+    np.testing.assert_allclose(model.forward(x), numpy_of(out), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(model.backward(np.ones((2, 2))), numpy_of(xt.grad), rtol=1e-12, atol=1e-14)
+
+
+def _refusal(forward, **modules):
+    return _Net(forward, **modules)
+
+
+FX_REFUSED = [
+    (lambda m, x: m.conv(x) if x.sum() > 0 else x, dict(conv=nn.Conv2d(1, 1, 1)), "cannot be traced by torch.fx"),
+    (lambda m, x: torch.sigmoid(m.conv(x)), dict(conv=nn.Conv2d(1, 1, 1)), r"node 'sigmoid' \(call_function sigmoid\) is not supported"),
+    (lambda m, x: m.conv(x) * m.conv2(x), dict(conv=nn.Conv2d(1, 1, 1), conv2=nn.Conv2d(1, 1, 1)), r"node 'mul'"),
+    (lambda m, x: m.a(x) + m.b(x) + m.c(x), dict(a=nn.ReLU(), b=nn.ReLU(), c=nn.ReLU()), "feeds 3 consumers"),
+    (lambda m, x: m.a(x) + m.a(x).relu(), dict(a=nn.Conv2d(1, 1, 1)), r"module 'a' \(Conv2d\) has parameters and is called 2 times"),
+    (lambda m, x: m.conv(x).view(2, -1), dict(conv=nn.Conv2d(1, 1, 1)), "hard-coded batch size"),
+    (lambda m, x: torch.flatten(m.conv(x), 2), dict(conv=nn.Conv2d(1, 1, 1)), "flatten with.*start_dim"),
+    (lambda m, x: m.conv(x) * m.scale, dict(conv=nn.Conv2d(1, 1, 1)), "reads a parameter or buffer"),
+    (lambda m, x: m.conv(x) + 1.0, dict(conv=nn.Conv2d(1, 1, 1)), "only the addition of two tensors"),
+    (lambda m, x: (m.conv(x), m.conv2(x)), dict(conv=nn.Conv2d(1, 1, 1), conv2=nn.Conv2d(1, 1, 1)), "output|feeds|fork"),
+    (lambda m, x: x + x, dict(), r"adds a tensor to itself"),
+]
+
+
+@pytest.mark.parametrize("forward,modules,message", FX_REFUSED, ids=[m for *_, m in FX_REFUSED])
+def test_from_torch_refuses_graphs_it_cannot_model_naming_the_node(forward, modules, message):
+    net = _Net(forward, **modules)
+    if "reads a parameter" in message:
+        net.scale = nn.Parameter(torch.ones(1))
+    with pytest.raises((ValueError, TypeError), match=message):
+        bridge.from_torch(net)

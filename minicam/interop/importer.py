@@ -381,15 +381,22 @@ class _Graph:
     def _name_leaves(self, nodes):
         """Every layer-making node -> its path (module path, or scope + function kind), numbered when repeated."""
         order, paths = [], []
+        calls = {}
         for node in nodes:
             if node.op == "call_module":
                 order.append(node)
                 paths.append(tuple(node.target.split(".")))
+                calls[node.target] = calls.get(node.target, 0) + 1
             elif node.op in ("call_function", "call_method") and not _is_shape_node(node):
                 order.append(node)
                 paths.append(_scope(node) + (_kind(node),))
-            elif node.op not in ("placeholder", "output"):
-                raise ValueError(f"{_node_label(node)} is not supported")
+        for target, count in calls.items():
+            if count > 1 and any(True for _ in self.module.get_submodule(target).parameters()):
+                raise ValueError(
+                    f"module {target!r} ({type(self.module.get_submodule(target)).__name__}) has parameters and is "
+                    f"called {count} times in forward: minicam's layers do not share weights (a module without "
+                    "parameters, like ReLU, may be reused)"
+                )
         return dict(zip(order, _numbered(paths)))
 
     def users(self, node):
