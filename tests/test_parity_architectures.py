@@ -55,7 +55,9 @@ def _report(request):
 def randomized(name, seed=0, width=1.0):
     """The torch network ``name`` in float64, eval mode, random weights and BatchNorm statistics."""
     gen = torch.Generator().manual_seed(seed)
-    net = tl.BUILDERS[name](num_classes=CLASSES, width=width).double()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # torch's default initialisation draws from the global generator
+        net = tl.BUILDERS[name](num_classes=CLASSES, width=width).double()
     with torch.no_grad():
         for mod in net.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -152,7 +154,7 @@ def test_resnet18_at_224():
     DIFFS.check("logits", model.forward(x), logits_t, TOL, "resnet18 at 224")
     onehot = np.eye(CLASSES)[[target]]
     DIFFS.check("input gradient", model.backward(onehot), xt.grad, TOL, "resnet18 at 224")
-    theirs = captum_attr.LayerGradCam(net, net.layer4).attribute(torch.tensor(x), target=target)
+    theirs = captum_attr.LayerGradCam(net, net.layer4).attribute(torch.tensor(x), target=target, relu_attributions=True)
     mine = mc.grad_cam(model, x, target, layer="layer4")
     assert mine.shape == (1, 7, 7)
     DIFFS.check("Grad-CAM (ReLU) vs LayerGradCam", mine, theirs[:, 0], TOL, "resnet18 at 224: layer4")
