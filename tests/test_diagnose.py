@@ -290,7 +290,7 @@ def test_layer_sweep_maps_and_figure(shapes_gap, heldout):
     assert [m.shape for m in maps.values()] == [(3, 16, 16)] + [(3, 8, 8)] * 4
     np.testing.assert_array_equal(maps["relu5"], mc.grad_cam(shapes_gap, x, heldout.labels[:3]))
     fig = layer_sweep(shapes_gap, x[0], class_names=heldout.class_names, mask=heldout.masks[0])
-    assert len(fig.axes) == 2 * 6 + 5  # two rows of panels + one colour bar per upsampled map
+    assert len(fig.axes) == 2 * 6 + 2 * 5  # two rows of panels + one colour bar per map panel
     with pytest.raises(ValueError, match="4-D"):
         sweep_maps(shapes_gap, x, 0, layers=["gap"])
     with pytest.raises(ValueError, match="one image"):

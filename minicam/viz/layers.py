@@ -84,7 +84,8 @@ def layer_sweep(model, image, class_idx=None, layers=None, class_names=None, rel
     matplotlib.figure.Figure
         Top row: the image, then each layer's map upsampled (bilinear) over
         it, titled with the layer and its resolution. Bottom row: each map at
-        its own resolution (nearest), so the cells are visible.
+        its own resolution (nearest), so the cells are visible. Every map
+        panel has a colour bar in the map's raw units.
     """
     if not isinstance(image, np.ndarray) or image.ndim != 3:
         raise ValueError(f"image must be one image (C, H, W), got "
@@ -107,7 +108,8 @@ def layer_sweep(model, image, class_idx=None, layers=None, class_names=None, rel
     for j, (name, m) in enumerate(maps.items(), start=1):
         h, w = m.shape[1:]
         overlay(image, m[0], ax=axes[0, j], title=f"{name} ({h}x{w})")
-        overlay(np.zeros((h, w)), m[0], alpha=1.0, ax=axes[1, j], interpolation="nearest", colorbar=False,
+        # its own colour bar: the cells' raw range (the bilinear map above can only shrink it)
+        overlay(np.zeros((h, w)), m[0], alpha=1.0, ax=axes[1, j], interpolation="nearest", colorbar=True,
                 title=f"{name}, raw cells")
     fig.suptitle(f"Grad-CAM of {label} (logit {scores[c]:.2f}) at each layer", fontsize=TITLE_SIZE + 1)
     return fig
