@@ -1,33 +1,14 @@
-"""``Sequential`` and ``Residual``: named layers, every output kept, backward to any layer.
-
-A model is a tree. Its leaves are layers (:class:`minicam.layers.Layer`);
-its inner nodes are containers: a :class:`Sequential` (a chain) or a
-:class:`Residual` block (a body and a shortcut whose outputs are added).
-Containers nest, so a ResNet is a ``Sequential`` of named stages, each a
-``Sequential`` of ``Residual`` blocks.
-
-Names
------
-Every node has a dotted name, its path from the root: ``"conv1"`` at the top,
-``"layer4.1.conv2"`` for the layer ``conv2`` of block ``1`` of stage
-``layer4`` -- PyTorch's naming, so a parameter ``layer4.1.conv2.W`` is the
-tensor torch calls ``layer4.1.conv2.weight``. A ``Residual`` block's body and
-the layers after its addition sit directly in the block's namespace; its
-shortcut has a name of its own (``"downsample"`` in torchvision's ResNets).
-Any dotted name works wherever a layer is named: ``model["layer4.1.relu2"]``,
-``model.outputs["layer4"]``, ``backward(stop_at="layer4.1.conv1")``,
-``grad_cam(model, x, layer="layer4")``.
-"""
+"""What Sequential and Residual share: naming, the namespace of children, passes, parameters, description."""
 
 import re
 
 import numpy as np
 
-from ._validate import StateError, check_float_array
-from .layers.activations import RELU_MODES, ReLU
-from .layers.base import Layer, calls_unchecked
+from .._validate import StateError, check_float_array
+from ..layers.activations import RELU_MODES, ReLU
+from ..layers.base import Layer, calls_unchecked
 
-__all__ = ["Sequential", "Residual", "is_container"]
+__all__ = ["is_container"]
 
 # Prefixes for auto-naming an unnamed list of layers: conv1, relu1, pool1, ...
 _PREFIX = {
@@ -423,7 +404,7 @@ class _Container:
 
     def astype(self, dtype):
         """Cast every parameter and buffer to ``dtype`` in place (gradients reset). Returns ``self``."""
-        from ._validate import check_float_dtype
+        from .._validate import check_float_dtype
 
         dt = check_float_dtype(dtype)
         for _, layer in self.named_layers():
@@ -522,205 +503,3 @@ class _Container:
         if file is not False:
             print(text, file=file)
         return text
-
-
-class Sequential(_Container):
-    """A chain of named nodes: layers, and (nested) ``Sequential`` or ``Residual`` containers.
-
-    Parameters
-    ----------
-    layers : list of (str, node) pairs, or list of nodes
-        A node is a :class:`~minicam.layers.Layer`, a :class:`Sequential` or
-        a :class:`Residual`. With bare nodes, names are generated per kind:
-        ``conv1``, ``relu1``, ``pool1``, ``conv2``, ... (``gap``, ``fc``,
-        ``bn``, ``dropout``, ``flatten``, ``avgpool``, ``adaptivepool``,
-        ``seq``, ``block`` for the other kinds). Names must be unique Python
-        identifiers or non-negative integers (``"0"``, ``"1"``: PyTorch's
-        ``nn.Sequential`` naming), so a minicam name is always a valid module
-        name in PyTorch.
-
-    Examples
-    --------
-    >>> import minicam as mc
-    >>> model = mc.Sequential([mc.Conv2d(3, 8, 3, padding=1, rng=0), mc.ReLU(),
-    ...                        mc.GlobalAvgPool2d(), mc.Linear(8, 4, rng=1)])
-    >>> model.names
-    ['conv1', 'relu1', 'gap1', 'fc1']
-
-    Notes
-    -----
-    ``forward(x)`` keeps every node's output in :attr:`outputs`, under its
-    dotted name (the feature maps the CAM methods need). ``backward(dscores,
-    relu_mode, stop_at)`` runs the chain backward, passing ``relu_mode`` to
-    every ReLU (this is how guided backpropagation and deconvnet are
-    computed: no second network, no hooks), and stops at the output of node
-    ``stop_at`` if given.
-    """
-
-    def __init__(self, layers):
-        named = _named_items(layers, "layers")
-        _check_namespace(named, "layers")
-        self._layers = named
-        self._index = {n: i for i, (n, _) in enumerate(named)}
-        self.outputs = {}
-
-    def _children(self):
-        return self._layers
-
-    def _layer_index(self, name, arg):
-        try:
-            return self._index[name]
-        except KeyError:
-            raise ValueError(f"{arg} must name a layer of the model, one of {self.names}, got {name!r}") from None
-
-    def _run(self, x, outputs, prefix):
-        out = x
-        for name, node in self._layers:
-            full = prefix + name
-            if is_container(node):
-                out = node._run(out, outputs, full + ".")
-            else:
-                try:
-                    out = _leaf_step(node, "forward")(out)
-                except (ValueError, TypeError) as err:
-                    raise type(err)(f"layer {full!r} ({type(node).__name__}): {err}") from err
-            outputs[full] = out
-        return out
-
-    def _back(self, grad, relu_mode, stop, param_grads=True):
-        # stop: None (to the input) or the dotted path split into parts,
-        # its first part a child of this container.
-        lowest = -1 if stop is None else self._index[stop[0]]
-        for i in range(len(self._layers) - 1, lowest, -1):
-            grad = _back_node(self._layers[i][1], grad, relu_mode, param_grads)
-        if stop is not None and len(stop) > 1:
-            grad = self._layers[lowest][1]._back(grad, relu_mode, stop[1:], param_grads)
-        return grad
-
-    def _shapes(self, shape, shapes, prefix):
-        for name, node in self._layers:
-            shape = _node_shapes(node, prefix + name, shape, shapes)
-        return shape
-
-
-class Residual(_Container):
-    """A residual block: ``after(body(x) + shortcut(x))`` (He et al. 2016, eq. 1: ``y = F(x) + x``).
-
-    Parameters
-    ----------
-    body : Sequential, or a list of layers / (name, layer) pairs
-        The residual function ``F``.
-    shortcut : None, Layer or Sequential
-        ``None`` is the identity (``y = F(x) + x``); otherwise a projection
-        (ResNet: a strided 1x1 convolution and BatchNorm, ``W_s x`` of eq. 2).
-        Its output must have the body's shape.
-    after : None, Sequential, or a list of layers / (name, layer) pairs
-        Layers applied to the sum (ResNet: the block's last ReLU).
-    shortcut_name : str, default "shortcut"
-        The shortcut's name in the block (``"downsample"`` in torchvision).
-
-    Names
-    -----
-    The body's layers and ``after``'s layers are children of the block
-    itself, next to the shortcut: torchvision's BasicBlock ``layer4.1`` is
-    ``Residual([("conv1", ...), ("bn1", ...), ("relu1", ...), ("conv2", ...),
-    ("bn2", ...)], after=[("relu2", ReLU())])``, whose layers are
-    ``layer4.1.conv1``, ..., ``layer4.1.relu2``. Names must be unique across
-    body, shortcut and ``after``.
-
-    Notes
-    -----
-    The forward pass copies ``x`` to two paths and adds their ends; the
-    backward pass therefore sends the upstream gradient ``g`` of the sum,
-    unchanged, into both paths (the derivative of ``a + b`` is 1 for each),
-    and **adds** what comes back at the fork:
-
-    .. math:: \\frac{\\partial L}{\\partial x} = J_F(x)^T g + J_S(x)^T g
-
-    (``J_S = I`` for the identity shortcut: the gradient always has a path
-    that no layer shrinks, the point of residual learning).
-    """
-
-    def __init__(self, body, shortcut=None, after=None, shortcut_name="shortcut"):
-        self.body = body if isinstance(body, Sequential) else Sequential(_named_items(body, "body"))
-        if shortcut is not None and not _is_node(shortcut):
-            raise TypeError(
-                f"shortcut must be None (the identity), a Layer or a Sequential, got {type(shortcut).__name__}"
-            )
-        if isinstance(shortcut, Residual):
-            raise TypeError("shortcut must be None, a Layer or a Sequential, got a Residual (wrap it in a Sequential)")
-        self.shortcut = shortcut
-        if after is None or isinstance(after, Sequential):
-            self.after = after
-        elif isinstance(after, Layer):
-            self.after = Sequential([after])
-        else:
-            self.after = Sequential(_named_items(after, "after"))
-        if not isinstance(shortcut_name, str) or not _NAME_RE.match(shortcut_name):
-            raise ValueError(f"shortcut_name must be an identifier like 'downsample', got {shortcut_name!r}")
-        self.shortcut_name = shortcut_name
-        _check_namespace(self._children(), "Residual")
-        self.outputs = {}
-
-    def _children(self):
-        items = self.body.items()
-        if self.shortcut is not None:
-            items.append((self.shortcut_name, self.shortcut))
-        if self.after is not None:
-            items += self.after.items()
-        return items
-
-    def _run(self, x, outputs, prefix):
-        out = self.body._run(x, outputs, prefix)
-        if self.shortcut is None:
-            skip = x
-        else:
-            name = prefix + self.shortcut_name
-            if is_container(self.shortcut):
-                skip = self.shortcut._run(x, outputs, name + ".")
-            else:
-                try:
-                    skip = _leaf_step(self.shortcut, "forward")(x)
-                except (ValueError, TypeError) as err:
-                    raise type(err)(f"layer {name!r} ({type(self.shortcut).__name__}): {err}") from err
-            outputs[name] = skip
-        if out.shape != skip.shape:
-            where = prefix[:-1] or "Residual"
-            raise ValueError(
-                f"block {where!r}: the body outputs shape {out.shape} but the shortcut outputs {skip.shape}; "
-                "they must be equal to be added (a projection shortcut fixes channels and stride)"
-            )
-        out = out + skip
-        if self.after is not None:
-            out = self.after._run(out, outputs, prefix)
-        return out
-
-    def _back(self, grad, relu_mode, stop, param_grads=True):
-        where = None if stop is None else stop[0]
-        if self.after is not None:
-            if where in self.after._index:
-                return self.after._back(grad, relu_mode, stop, param_grads)
-            grad = self.after._back(grad, relu_mode, None, param_grads)
-        # grad is now the gradient of the sum: each path receives it as is.
-        if where in self.body._index:
-            return self.body._back(grad, relu_mode, stop, param_grads)
-        if where == self.shortcut_name:
-            if len(stop) == 1:
-                return grad  # the shortcut's output is an operand of the sum
-            return self.shortcut._back(grad, relu_mode, stop[1:], param_grads)
-        dbody = self.body._back(grad, relu_mode, None, param_grads)
-        dskip = grad if self.shortcut is None else _back_node(self.shortcut, grad, relu_mode, param_grads)
-        return dbody + dskip  # the paths forked at x: their gradients add
-
-    def _shapes(self, shape, shapes, prefix):
-        out = self.body._shapes(shape, shapes, prefix)
-        skip = shape if self.shortcut is None else _node_shapes(self.shortcut, prefix + self.shortcut_name, shape, shapes)
-        if out != skip:
-            where = prefix[:-1] or "Residual"
-            raise ValueError(
-                f"block {where!r}: the body outputs shape {out} but the shortcut outputs {skip}; "
-                "they must be equal to be added"
-            )
-        if self.after is not None:
-            out = self.after._shapes(out, shapes, prefix)
-        return out
