@@ -264,6 +264,10 @@ def test_nested_names_outputs_parameters_and_lookup():
         model["layer1.2.conv1"]
     text = model.summary(x.shape, file=False)
     assert "layer1.1.downsample.0" in text and "Residual" in text
+    shown = repr(model["layer1.1"])  # says where the addition happens
+    assert shown.index("body:") < shown.index("(conv2)") < shown.index("(downsample)") < shown.index(
+        "body + shortcut, then:") < shown.index("(relu2)")
+    assert "shortcut: identity" in repr(model["layer1.0"])
 
 
 def numeric_grad(f, x, dout, h=1e-6):

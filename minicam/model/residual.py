@@ -66,6 +66,19 @@ class Residual(_Container):
         _check_namespace(self._children(), "Residual")
         self.outputs = {}
 
+    def __repr__(self):
+        def rows(items):
+            return [f"    ({name}): " + repr(node).replace("\n", "\n    ") for name, node in items]
+
+        lines = ["  body:"] + rows(self.body.items())
+        lines.append("  shortcut: identity" if self.shortcut is None else "  shortcut:")
+        if self.shortcut is not None:
+            lines += rows([(self.shortcut_name, self.shortcut)])
+        lines.append("  body + shortcut, then:" if self.after is not None else "  output: body + shortcut")
+        if self.after is not None:
+            lines += rows(self.after.items())
+        return "Residual(\n" + "\n".join(lines) + "\n)"
+
     def _children(self):
         items = self.body.items()
         if self.shortcut is not None:
