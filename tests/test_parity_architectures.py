@@ -77,7 +77,13 @@ def pair(request):
     name = request.param
     net = randomized(name)
     model = bridge.from_torch(net)
+    net.requires_grad_(False)  # captum needs no parameter gradients; the autograd test turns them on
     return name, net, model
+
+
+@pytest.fixture(scope="module")
+def re_export(pair):
+    return bridge.to_torch(pair[2]).requires_grad_(False)
 
 
 def test_keys_of_the_imported_model_are_the_torch_state_dict_keys(pair):
@@ -94,9 +100,12 @@ def test_logits_input_and_parameter_gradients_match_autograd(pair):
     x = image(SIZES[name])
     dscores = np.random.default_rng(2).standard_normal((x.shape[0], CLASSES))
     xt = torch.tensor(x, requires_grad=True)
-    net.zero_grad()
-    logits_t = net(xt)
-    logits_t.backward(torch.tensor(dscores))
+    net.requires_grad_(True)
+    try:
+        logits_t = net(xt)
+        logits_t.backward(torch.tensor(dscores))
+    finally:
+        net.requires_grad_(False)
     DIFFS.check("logits", model.forward(x), logits_t, TOL, name)
     DIFFS.check("input gradient", model.backward(dscores), xt.grad, TOL, name)
     keys = torch_keys(model)
@@ -106,6 +115,8 @@ def test_logits_input_and_parameter_gradients_match_autograd(pair):
         DIFFS.check("parameter gradients", grad, tparams[keys[key]].grad, TOL, f"{name}: {key}")
         count += 1
     assert count == len(tparams)  # every parameter compared
+    for param in tparams.values():
+        param.grad = None
 
 
 def test_grad_cam_at_the_usual_layer_matches_captum(pair):
@@ -124,20 +135,20 @@ def test_grad_cam_at_the_usual_layer_matches_captum(pair):
         DIFFS.check(f"Grad-CAM ({'ReLU' if relu else 'signed'}) vs LayerGradCam", mine, theirs[:, 0], TOL, f"{name}: {layer}")
 
 
-def test_guided_backprop_matches_captum_on_the_module_and_its_re_export(pair, recwarn):
+def test_guided_backprop_matches_captum_on_the_module_and_its_re_export(pair, re_export, recwarn):
     name, net, model = pair
     x = image(SIZES[name])
     target = model.forward(x).argmax(axis=1)
     mine = mc.guided_backprop(model, x, target)
-    for label, module in (("torch module", net), ("to_torch re-export", bridge.to_torch(model))):
+    for label, module in (("torch module", net), ("to_torch re-export", re_export)):
         theirs = captum_attr.GuidedBackprop(module).attribute(torch.tensor(x, requires_grad=True),
                                                               target=torch.tensor(target))
         DIFFS.check(f"guided backprop vs GuidedBackprop ({label})", mine, theirs, TOL, name)
 
 
-def test_to_torch_round_trip_keeps_keys_and_numbers(pair):
+def test_to_torch_round_trip_keeps_keys_and_numbers(pair, re_export):
     name, net, model = pair
-    back = bridge.to_torch(model)
+    back = re_export
     assert list(back.state_dict()) == [k for k in net.state_dict()], name  # same keys, same order
     x = image(SIZES[name])
     DIFFS.check("round trip logits", numpy_of(back(torch.tensor(x))), net(torch.tensor(x)), TOL, name)
