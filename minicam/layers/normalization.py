@@ -96,6 +96,13 @@ class BatchNorm2d(Layer):
         out += beta[:, None, None]
         return out
 
+    def _backward_input(self, dout):
+        _, inv_std, training, x_shape = self._cached()
+        if training:  # dx needs dgamma and dbeta: the full backward
+            return self._backward(dout)
+        self._check_dout(dout, x_shape)
+        return dout * (self.params["gamma"].astype(dout.dtype, copy=False) * inv_std)[:, None, None]
+
     def _backward(self, dout):
         x_hat, inv_std, training, x_shape = self._cached()
         self._check_dout(dout, x_shape)
