@@ -179,3 +179,28 @@ def test_smoothgrad_keeps_the_clean_prediction_and_passes_options():
     np.testing.assert_array_equal(a, b)
     maps = mc.smoothgrad(mc.grad_cam, model, x, CLASSES, n_samples=2, rng=0, layer="relu1")
     assert maps.shape == (3, 10, 8)
+
+
+@pytest.mark.parametrize("method", [mc.guided_backprop, mc.grad_cam, mc.eigen_cam])
+def test_smoothgrad_stacks_noisy_copies_into_one_batch_with_the_same_noise(method):
+    model, x = fc_net(0), images()
+    cls = None if method is mc.eigen_cam else CLASSES
+    one_at_a_time = mc.smoothgrad(method, model, x, cls, n_samples=5, sigma=0.2, rng=3, batch_size=1)
+    stacked = mc.smoothgrad(method, model, x, cls, n_samples=5, sigma=0.2, rng=3)  # 5 copies of 3 in one pass
+    two_per_call = mc.smoothgrad(method, model, x, cls, n_samples=5, sigma=0.2, rng=3, batch_size=6)
+    np.testing.assert_allclose(stacked, one_at_a_time, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(two_per_call, one_at_a_time, rtol=1e-12, atol=1e-15)
+
+
+def test_smoothgrad_batches_really_are_batch_size_images():
+    model, x = fc_net(0), images()
+    seen = []
+
+    def recording(model_, batch, class_idx=None):
+        seen.append((batch.shape[0], np.asarray(class_idx).tolist()))
+        return mc.saliency(model_, batch, class_idx)
+
+    mc.smoothgrad(recording, model, x, [0, 1, 2], n_samples=5, rng=0, batch_size=6)
+    assert seen == [(6, [0, 1, 2, 0, 1, 2])] * 2 + [(3, [0, 1, 2])]
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        mc.smoothgrad(mc.saliency, model, x, 0, batch_size=0)

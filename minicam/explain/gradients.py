@@ -9,6 +9,8 @@ network, no hooks, no module swapping.
 
 import inspect
 
+import numbers
+
 import numpy as np
 
 from .._validate import as_generator, check_float, check_int
@@ -139,7 +141,7 @@ def _takes_class_idx(method):
     return any(p.name == "class_idx" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=None, **kwargs):
+def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=None, batch_size=64, **kwargs):
     """SmoothGrad (Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise", Sec. 3).
 
     Parameters
@@ -164,6 +166,13 @@ def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=N
         (the paper's sigma / (x_max - x_min)).
     rng : None, int or numpy.random.Generator
         Source of the noise (pass a seed to reproduce).
+    batch_size : int, default 64
+        Images per call of ``method``: ``max(1, batch_size // N)`` noisy
+        copies of the batch are stacked into one forward and one backward
+        pass. The noise is drawn in the same order whatever the batch size,
+        so the result does not depend on it (up to rounding). With a
+        ``target`` callable, which is written for the model's N output rows,
+        every call gets one copy.
     **kwargs
         Passed to ``method`` (``score=``, ``layer=``, ``target=``, ...).
 
@@ -177,6 +186,7 @@ def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=N
         raise TypeError(f"method must be an explanation function like minicam.saliency, got {type(method).__name__}")
     n_samples = check_int(n_samples, "n_samples", minimum=1)
     sigma = check_float(sigma, "sigma", low=0.0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     gen = as_generator(rng)
     check_input(model, x)
     takes_class = _takes_class_idx(method)
@@ -188,14 +198,28 @@ def smoothgrad(method, model, x, class_idx=None, n_samples=50, sigma=0.15, rng=N
     if takes_class and class_idx is None and kwargs.get("target") is None:
         with untouched(model):
             class_idx = resolve_class_idx(None, model.forward(x))
-    if takes_class:
-        kwargs["class_idx"] = class_idx
-    flat = x.reshape(x.shape[0], -1)
+    n = x.shape[0]
+    per_call = 1 if kwargs.get("target") is not None else max(1, min(n_samples, batch_size // n))
+    if takes_class and class_idx is not None and not isinstance(class_idx, numbers.Integral):
+        class_idx = np.asarray(class_idx)
+        if class_idx.shape != (n,):
+            raise ValueError(f"class_idx must hold one class per sample (N={n}), got shape {class_idx.shape}")
+    flat = x.reshape(n, -1)
     std = sigma * (flat.max(axis=1) - flat.min(axis=1))
     std = std.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
     total = None
-    for _ in range(n_samples):
-        noisy = x + gen.standard_normal(x.shape).astype(x.dtype) * std
+    done = 0
+    while done < n_samples:
+        copies = min(per_call, n_samples - done)
+        # copies of the batch, stacked: (copies * N, ...); the noise stream is read in
+        # the order one copy at a time would read it
+        noise = gen.standard_normal((copies,) + x.shape).astype(x.dtype)
+        noisy = (x + noise * std).reshape((copies * n,) + x.shape[1:])
+        if takes_class:
+            stacked = class_idx if class_idx is None or isinstance(class_idx, numbers.Integral) else np.tile(class_idx, copies)
+            kwargs["class_idx"] = stacked
         maps = method(model, noisy, **kwargs)
+        maps = maps.reshape((copies, n) + maps.shape[1:]).sum(axis=0)
         total = maps if total is None else total + maps
+        done += copies
     return total / n_samples
