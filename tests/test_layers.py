@@ -611,3 +611,22 @@ def test_conv_without_bias_matches_torch(n, c, h, w, f, k, s, p, torch, rng):
     DIFFS.check("Conv2d(bias=False) forward", out, out_t, PARITY_TOL, where)
     DIFFS.check("Conv2d(bias=False) dx", dx, dx_t, PARITY_TOL, where)
     DIFFS.check("Conv2d(bias=False) dW", conv.grads["W"], dW_t, PARITY_TOL, where)
+
+
+@pytest.mark.parametrize("label,layer,x", CASES, ids=[c[0] for c in CASES])
+def test_infer_is_the_forward_keeping_nothing(label, layer, x):
+    # What Sequential.forward(x, cache=False) calls: the same output, no cache (a later
+    # backward fails loudly instead of reading a stale cache).
+    want = layer.forward(x.copy())
+    got = layer._infer(x.copy())
+    if isinstance(layer, mc.Dropout) and layer.training and layer.p > 0:
+        # a fresh mask each call: each value is dropped or scaled by 1 / (1 - p)
+        kept = got != 0
+        np.testing.assert_allclose(got[kept], x[kept] / (1 - layer.p), rtol=1e-15)
+        want = got
+    # eval-mode BatchNorm's inference pass is one scale-and-shift: another rounding order
+    tol = dict(rtol=1e-13, atol=1e-13) if isinstance(layer, mc.BatchNorm2d) and not layer.training else dict(rtol=0, atol=0)
+    np.testing.assert_allclose(got, want, **tol)
+    assert layer._cache is None
+    with pytest.raises(mc.StateError, match="after a forward that kept no cache"):
+        layer.backward(np.ones_like(want))

@@ -375,3 +375,27 @@ def test_too_small_input_says_the_smallest_size():
     assert model.smallest_input_size((1, 1, 64, 64)) == 10
     with pytest.raises(ValueError, match="input of 9x12 pixels is too small for this model: the smallest it accepts is 10x10"):
         model.forward(np.zeros((1, 1, 9, 12)))
+
+
+def test_forward_cache_false_or_from_a_layer_keeps_only_what_the_backward_needs():
+    model = tiny_resnet()
+    x = np.random.default_rng(8).standard_normal((2, 3, 8, 8))
+    full = model.forward(x)
+    kept = {k: v.copy() for k, v in model.outputs.items()}
+    dout = np.random.default_rng(9).standard_normal(full.shape)
+    dA = model.backward(dout, stop_at="layer1.1")
+    lean = model.forward(x, cache=False)
+    np.testing.assert_allclose(lean, full, rtol=1e-13, atol=1e-14)  # eval BatchNorm rounds in another order
+    assert model.outputs.keys() == kept.keys()
+    assert all(model[name]._cache is None for name, _ in model.named_layers())
+    with pytest.raises(mc.StateError, match="kept no cache"):
+        model.backward(dout)
+    model.forward(x, cache="layer1.1")
+    np.testing.assert_allclose(model.backward(dout, stop_at="layer1.1"), dA, rtol=1e-13, atol=1e-14)
+    assert model["layer1.1.conv1"]._cache is None and model["fc"]._cache is not None
+    with pytest.raises(mc.StateError, match="kept no cache"):
+        model.backward(dout, stop_at="layer1.0")
+    with pytest.raises(TypeError, match="cache must be True, False or a layer name, got 1"):
+        model.forward(x, cache=1)
+    with pytest.raises(ValueError, match="cache must name a layer of the model"):
+        model.forward(x, cache="layer9")

@@ -342,13 +342,16 @@ def resolve_target(scores, class_idx, score, target):
     return ClassScore(resolve_class_idx(class_idx, scores), score)
 
 
-def forward_target(model, x, class_idx, score, target):
+def forward_target(model, x, class_idx, score, target, cache=True):
     """One forward pass; return ``(scores, target, value, dscores)``.
+
+    ``cache`` is passed to :meth:`Sequential.forward`: ``True`` for a backward
+    to the input, a layer name for one that stops there, ``False`` for none.
 
     ``value`` (N,) is the explained quantity per sample and ``dscores`` its
     gradient with respect to the model's output (one row per sample).
     """
-    scores = model.forward(x)
+    scores = model.forward(x, cache=cache)
     tgt = resolve_target(scores, class_idx, score, target)
     value, dscores = evaluate_target(tgt, scores)
     return scores, tgt, value, dscores
@@ -408,7 +411,7 @@ def layer_gradients(model, x, class_idx=None, layer=None, score="logit", target=
     shapes = check_input(model, x)
     layer = resolve_layer(model, shapes, layer)
     with untouched(model):
-        _, _, _, dscores = forward_target(model, x, class_idx, score, target)
+        _, _, _, dscores = forward_target(model, x, class_idx, score, target, cache=layer)
         A = model.outputs[layer]
         dA = model.backward(dscores, stop_at=layer, param_grads=False)
     return A, dA

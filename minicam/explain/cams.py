@@ -209,7 +209,7 @@ def cam(model, x, class_idx=None, layer=None):
     layer = resolve_layer(model, shapes, layer)
     fc = cam_head(model, layer)
     with untouched(model):
-        scores = model.forward(x)
+        scores = model.forward(x, cache=False)  # CAM runs no backward
         A = model.outputs[layer]
     idx = resolve_class_idx(class_idx, scores)
     W = fc.params["W"].astype(A.dtype, copy=False)

@@ -165,7 +165,7 @@ def pair_weights(model, x, references, layer=None, base="grad-cam"):
     refs = _check_references(references, x.shape[0], _output_size(shapes))
     out = []
     with untouched(model):
-        scores = model.forward(x)
+        scores = model.forward(x, cache=layer)  # the backward passes stop at layer
         A = model.outputs[layer]
         for j in range(refs.shape[1]):
             _, dscores = evaluate_target(similarity_target(np.ascontiguousarray(refs[:, j])), scores)
@@ -222,7 +222,7 @@ def feature_maps(model, x, layer=None):
     layer = resolve_layer(model, shapes, layer)
     _output_size(shapes)
     with untouched(model):
-        emb = model.forward(x)
+        emb = model.forward(x, cache=False)
         A = model.outputs[layer]
     return emb, A
 

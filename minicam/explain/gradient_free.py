@@ -70,19 +70,19 @@ def score_cam(model, x, class_idx=None, layer=None, relu=True, score="softmax", 
     return_weights = check_bool(return_weights, "return_weights")
     n, _, height, width = x.shape
     with untouched(model):
-        scores = model.forward(x)
+        scores = model.forward(x, cache=False)
         A = model.outputs[layer]
         tgt = resolve_target(scores, class_idx, score, target)
         k = A.shape[1]
         masks = normalize(upsample(A.reshape(n * k, *A.shape[2:]), (height, width), "bilinear"))
         masks = masks.reshape(n, k, height, width)
-        base = evaluate_target(tgt, model.forward(np.zeros_like(x)))[0] if subtract_baseline else 0.0
+        base = evaluate_target(tgt, model.forward(np.zeros_like(x), cache=False))[0] if subtract_baseline else 0.0
         weights = np.empty((n, k), dtype=scores.dtype)
         chunk = max(1, batch_size // n)
         for k0 in range(0, k, chunk):
             m = masks[:, k0 : k0 + chunk].transpose(1, 0, 2, 3)[:, :, None]  # (kc, N, 1, H, W)
             kc = m.shape[0]
-            out = model.forward((x[None] * m).reshape(kc * n, *x.shape[1:]))
+            out = model.forward((x[None] * m).reshape(kc * n, *x.shape[1:]), cache=False)
             out = out.reshape(kc, n, *out.shape[1:])
             for j in range(kc):
                 weights[:, k0 + j] = evaluate_target(tgt, out[j])[0] - base
@@ -127,7 +127,7 @@ def eigen_cam(model, x, layer=None, center=False):
     layer = resolve_layer(model, shapes, layer)
     center = check_bool(center, "center")
     with untouched(model):
-        model.forward(x)
+        model.forward(x, cache=False)
         A = model.outputs[layer]
     n, k, h, w = A.shape
     O = A.reshape(n, k, h * w).transpose(0, 2, 1)  # (N, h*w, K)

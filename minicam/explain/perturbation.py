@@ -91,13 +91,13 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
     count = np.zeros((height, width), dtype=x.dtype)
     chunk = max(1, batch_size // n)
     with untouched(model):
-        _, tgt, value, _ = forward_target(model, x, class_idx, score, target)
+        _, tgt, value, _ = forward_target(model, x, class_idx, score, target, cache=False)
         for w0 in range(0, len(windows), chunk):
             part = windows[w0 : w0 + chunk]
             batch = np.broadcast_to(x, (len(part),) + x.shape).copy()  # (P, N, C, H, W)
             for p, (r, c) in enumerate(part):
                 batch[p, :, :, r : r + kh, c : c + kw] = filled[:, :, r : r + kh, c : c + kw]
-            out = model.forward(batch.reshape(len(part) * n, *x.shape[1:]))
+            out = model.forward(batch.reshape(len(part) * n, *x.shape[1:]), cache=False)
             out = out.reshape(len(part), n, *out.shape[1:])
             for p, (r, c) in enumerate(part):
                 drop = value - evaluate_target(tgt, out[p])[0]

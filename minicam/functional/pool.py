@@ -9,6 +9,7 @@ __all__ = [
     "check_max_pool_padding",
     "max_pool2d_forward_naive",
     "max_pool2d_backward_naive",
+    "max_pool2d",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",
@@ -137,6 +138,23 @@ def _offset_views(x, kernel_size, stride, h_out, w_out):
     ]
 
 
+def _running_max(x, kernel_size, stride, padding):
+    k = kernel_size
+    check_max_pool_padding(k, padding)
+    h_out = output_size(x.shape[2], k, stride, padding)
+    w_out = output_size(x.shape[3], k, stride, padding)
+    views = _offset_views(P.pad2d(x, padding, value=-np.inf), k, stride, h_out, w_out)
+    out = views[0].copy()
+    for v in views[1:]:
+        np.maximum(out, v, out=out)
+    return out, views
+
+
+def max_pool2d(x, kernel_size, stride, padding=0):
+    """The output of :func:`max_pool2d_forward` alone, without the argmax a backward needs."""
+    return _running_max(x, kernel_size, stride, padding)[0]
+
+
 def max_pool2d_forward(x, kernel_size, stride, padding=0):
     """Vectorized max pooling (floor mode).
 
@@ -165,14 +183,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding=0):
     "no maximum yet" mask, added up. Without padding the views are views of
     ``x`` itself; with padding, of one ``-inf``-bordered copy.
     """
+    out, views = _running_max(x, kernel_size, stride, padding)
     k = kernel_size
-    check_max_pool_padding(k, padding)
-    h_out = output_size(x.shape[2], k, stride, padding)
-    w_out = output_size(x.shape[3], k, stride, padding)
-    views = _offset_views(P.pad2d(x, padding, value=-np.inf), k, stride, h_out, w_out)
-    out = views[0].copy()
-    for v in views[1:]:
-        np.maximum(out, v, out=out)
     argmax = np.zeros(out.shape, dtype=np.uint8 if k * k <= 256 else np.intp)
     before_first_max = np.ones(out.shape, dtype=bool)
     for v in views[:-1]:

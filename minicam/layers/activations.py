@@ -36,6 +36,10 @@ class ReLU(Layer):
         self._cache = x > 0  # the mask [x > 0], one byte per value
         return np.maximum(x, 0)  # maximum(-0.0, 0) is +0.0: no negative zeros
 
+    def _infer(self, x):
+        self._cache = None
+        return np.maximum(x, 0)  # no mask
+
     @validates_then_computes
     def backward(self, dout, mode="standard"):
         """Check ``mode`` and ``dout``, then compute :meth:`_backward`."""

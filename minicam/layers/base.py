@@ -55,6 +55,18 @@ class Layer:
     def _backward(self, dout):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _infer(self, x):
+        """The forward output, keeping nothing for a backward (the cache is forgotten).
+
+        What a model's ``forward(x, cache=False)`` calls on layers no
+        backward will visit. By default the forward with its cache
+        dropped; Conv2d, ReLU, MaxPool2d and eval-mode BatchNorm2d skip
+        computing what they would keep.
+        """
+        out = self._forward(x)
+        self._cache = None
+        return out
+
     def _backward_input(self, dout):
         """Only the gradient with respect to the input; ``grads`` may be left as they were.
 
@@ -91,7 +103,10 @@ class Layer:
     # -- helpers --------------------------------------------------------------
     def _cached(self):
         if self._cache is None:
-            raise StateError(f"{type(self).__name__}.backward called before forward")
+            raise StateError(
+                f"{type(self).__name__}.backward called before forward (or after a forward that kept no cache "
+                "for it: Sequential.forward(x, cache=False), or cache=<a layer after this one>)"
+            )
         return self._cache
 
     def _check_dout(self, dout, out_shape):

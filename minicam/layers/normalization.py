@@ -96,6 +96,19 @@ class BatchNorm2d(Layer):
         out += beta[:, None, None]
         return out
 
+    def _infer(self, x):
+        if self.training:  # the batch statistics (and the running ones' update) need the full forward
+            return super()._infer(x)
+        self.output_shape(x.shape)
+        dt = x.dtype
+        inv_std = 1.0 / np.sqrt(self.buffers["running_var"].astype(dt, copy=False) + self.eps)
+        scale = (self.params["gamma"].astype(dt, copy=False) * inv_std).astype(dt, copy=False)
+        shift = (self.params["beta"] - self.buffers["running_mean"] * scale).astype(dt, copy=False)
+        self._cache = None
+        out = x * scale[:, None, None]  # eval mode is one affine map per channel
+        out += shift[:, None, None]
+        return out
+
     def _backward_input(self, dout):
         _, inv_std, training, x_shape = self._cached()
         if training:  # dx needs dgamma and dbeta: the full backward

@@ -114,6 +114,13 @@ class Conv2d(Layer):
             self._store_grads(W=dW)
         return dx
 
+    def _infer(self, x):
+        self.output_shape(x.shape)
+        b = self.params["b"].astype(x.dtype, copy=False) if self.bias else None
+        out, _ = F.conv2d_forward(x, self.params["W"].astype(x.dtype, copy=False), b, self.stride, self.padding)
+        self._cache = None  # the unfolded input is dropped at once
+        return out
+
     def _backward_input(self, dout):
         _, x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
@@ -194,6 +201,11 @@ class MaxPool2d(_Pool2d):
         argmax, x_shape, out_shape = self._cached()
         self._check_dout(dout, out_shape)
         return F.max_pool2d_backward(dout, argmax, x_shape, self.kernel_size, self.stride, self.padding)
+
+    def _infer(self, x):
+        self.output_shape(x.shape)
+        self._cache = None
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)  # no argmax
 
 
 class AvgPool2d(_Pool2d):

@@ -100,7 +100,7 @@ def _class_probability(model, x, class_idx, batch_size=256):
     out = np.empty(x.shape[0])
     with untouched(model):
         for s in range(0, x.shape[0], batch_size):
-            p = softmax(model.forward(x[s : s + batch_size]))
+            p = softmax(model.forward(x[s : s + batch_size], cache=False))
             out[s : s + batch_size] = p[np.arange(p.shape[0]), class_idx[s : s + batch_size]]
     return out
 

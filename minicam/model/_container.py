@@ -99,6 +99,29 @@ def _leaf_step(layer, method):
     return getattr(layer, method)
 
 
+class _Pass:
+    """One forward pass: the outputs it keeps, and whether the layers it runs keep their caches."""
+
+    def __init__(self, cache):
+        self.outputs = {}
+        self.cache = cache is True  # a name: caches from the layer after that node on
+        self.cache_after = cache if isinstance(cache, str) else None
+
+    def record(self, name, out):
+        self.outputs[name] = out
+        if name == self.cache_after:
+            self.cache = True
+
+
+def _leaf_forward(layer, x, cache):
+    """A layer's forward; without ``cache``, minicam's layers keep nothing for a backward (``_infer``)."""
+    if cache:
+        return _leaf_step(layer, "forward")(x)
+    if calls_unchecked(layer, "forward"):
+        return layer._infer(x)
+    return layer.forward(x)  # a layer that overrides forward (a student's) is called as it is
+
+
 def _back_node(node, grad, relu_mode, param_grads):
     """Backward through one child (a container or a layer), all the way to its input."""
     if is_container(node):
@@ -220,12 +243,21 @@ class _Container:
         return self.train(False)
 
     # -- computation ----------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x, cache=True):
         """Run every layer; keep each node's output in ``self.outputs[dotted name]``.
 
         Parameters
         ----------
         x : ndarray, shape (N, ...) matching the first layer (e.g. (N, C, H, W))
+        cache : True, False or str, default True
+            What the layers keep for a backward pass: ``True``, everything
+            (a backward to the input works); ``False``, nothing (an inference
+            pass: Score-CAM's and occlusion's masked copies); a node name, only
+            the layers that run after that node's output (a backward with
+            ``stop_at`` that node works: Grad-CAM's). A layer that keeps
+            nothing forgets its earlier cache too, so a backward through it
+            fails loudly rather than using a stale one. The outputs are kept
+            either way.
 
         Returns
         -------
@@ -233,15 +265,19 @@ class _Container:
             The last node's output (the class scores, (N, M), for a classifier).
         """
         check_float_array(x, "x")
-        outputs = {}
+        if isinstance(cache, str):
+            self._lookup(cache, "cache")
+        elif not isinstance(cache, bool):
+            raise TypeError(f"cache must be True, False or a layer name, got {cache!r}")
+        run = _Pass(cache)
         try:
-            out = self._run(x, outputs, "")
+            out = self._run(x, run, "")
         except ValueError as err:
             hint = self._size_hint(x.shape)
             if hint is None:
                 raise
             raise ValueError(f"{hint} ({err})") from err
-        self.outputs = outputs
+        self.outputs = run.outputs
         self._result = out
         return out
 

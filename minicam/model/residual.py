@@ -1,7 +1,7 @@
 """``Residual``: a residual block, ``after(body(x) + shortcut(x))``, whose backward adds the two paths' gradients."""
 
 from ..layers.base import Layer
-from ._container import _NAME_RE, _Container, _back_node, _check_namespace, _is_node, _leaf_step, _named_items, _node_shapes, is_container
+from ._container import _NAME_RE, _Container, _back_node, _check_namespace, _is_node, _leaf_forward, _named_items, _node_shapes, is_container
 from .sequential import Sequential
 
 __all__ = ["Residual"]
@@ -87,20 +87,20 @@ class Residual(_Container):
             items += self.after.items()
         return items
 
-    def _run(self, x, outputs, prefix):
-        out = self.body._run(x, outputs, prefix)
+    def _run(self, x, run, prefix):
+        out = self.body._run(x, run, prefix)
         if self.shortcut is None:
             skip = x
         else:
             name = prefix + self.shortcut_name
             if is_container(self.shortcut):
-                skip = self.shortcut._run(x, outputs, name + ".")
+                skip = self.shortcut._run(x, run, name + ".")
             else:
                 try:
-                    skip = _leaf_step(self.shortcut, "forward")(x)
+                    skip = _leaf_forward(self.shortcut, x, run.cache)
                 except (ValueError, TypeError) as err:
                     raise type(err)(f"layer {name!r} ({type(self.shortcut).__name__}): {err}") from err
-            outputs[name] = skip
+            run.record(name, skip)
         if out.shape != skip.shape:
             where = prefix[:-1] or "Residual"
             raise ValueError(
@@ -109,7 +109,7 @@ class Residual(_Container):
             )
         out = out + skip
         if self.after is not None:
-            out = self.after._run(out, outputs, prefix)
+            out = self.after._run(out, run, prefix)
         return out
 
     def _back(self, grad, relu_mode, stop, param_grads=True):

@@ -1,6 +1,6 @@
 """``Sequential``: a chain of named nodes (layers or nested containers)."""
 
-from ._container import _Container, _back_node, _check_namespace, _leaf_step, _named_items, _node_shapes, is_container
+from ._container import _Container, _back_node, _check_namespace, _leaf_forward, _named_items, _node_shapes, is_container
 
 __all__ = ["Sequential"]
 
@@ -54,18 +54,18 @@ class Sequential(_Container):
         except KeyError:
             raise ValueError(f"{arg} must name a layer of the model, one of {self.names}, got {name!r}") from None
 
-    def _run(self, x, outputs, prefix):
+    def _run(self, x, run, prefix):
         out = x
         for name, node in self._layers:
             full = prefix + name
             if is_container(node):
-                out = node._run(out, outputs, full + ".")
+                out = node._run(out, run, full + ".")
             else:
                 try:
-                    out = _leaf_step(node, "forward")(out)
+                    out = _leaf_forward(node, out, run.cache)
                 except (ValueError, TypeError) as err:
                     raise type(err)(f"layer {full!r} ({type(node).__name__}): {err}") from err
-            outputs[full] = out
+            run.record(full, out)
         return out
 
     def _back(self, grad, relu_mode, stop, param_grads=True):
