@@ -23,7 +23,7 @@ count. ``OPENBLAS_CORETYPE`` is passed on as found unless
 
 ``resnet18``, ``scorecam1`` and ``smoothgrad`` also print where the time
 goes, per layer type (and per ResNet stage): each leaf layer's
-``_forward``/``_backward``/``_backward_input`` is wrapped with a timer on the
+``_forward``/``_infer``/``_backward``/``_backward_input`` is wrapped with a timer on the
 instance for a few extra calls (each torch leaf module's ``forward`` too),
 then unwrapped; the library is not changed.
 
@@ -356,7 +356,7 @@ def _timed_calls(fn, timers, repeat):
 def _breakdown(mine, model, theirs=None, net=None, repeat=5, stage=None):
     """Where the time goes, per layer type (and per stage with ``stage``): ms, medians of ``repeat`` timed calls.
 
-    minicam: forward and backward of every leaf layer (``_forward``;
+    minicam: forward and backward of every leaf layer (``_forward``, ``_infer``;
     ``_backward``/``_backward_input``). torch: forward of every leaf module
     (its backward runs inside autograd, counted in ``total - layers``),
     grouped under the type of the minicam layer it stands for.
@@ -374,7 +374,7 @@ def _breakdown(mine, model, theirs=None, net=None, repeat=5, stage=None):
         return ((layer_type.get(name, "other"), pass_),) + (((stage(name), pass_),) if stage else ())
 
     timers = [(layer, attr, keys(name, "bwd" if "back" in attr else "fwd"))
-              for name, layer in named for attr in ("_forward", "_backward", "_backward_input")]
+              for name, layer in named for attr in ("_forward", "_infer", "_backward", "_backward_input")]
     sides = [_timed_calls(mine, timers, repeat)]
     if theirs is not None:
         leaves = [(name, m) for name, m in net.named_modules() if name and not list(m.children())]
