@@ -542,10 +542,6 @@ def test_an_addition_inside_a_forward_becomes_a_residual_block_named_after_it():
     np.testing.assert_allclose(model.backward(np.ones((2, 2))), numpy_of(xt.grad), rtol=1e-12, atol=1e-14)
 
 
-def _refusal(forward, **modules):
-    return _Net(forward, **modules)
-
-
 FX_REFUSED = [
     (lambda m, x: m.conv(x) if x.sum() > 0 else x, dict(conv=nn.Conv2d(1, 1, 1)), "cannot be traced by torch.fx"),
     (lambda m, x: torch.sigmoid(m.conv(x)), dict(conv=nn.Conv2d(1, 1, 1)), r"node 'sigmoid' \(call_function sigmoid\) is not supported"),

@@ -306,10 +306,6 @@ class _Leaf:
     def __init__(self, node, path, layer, source):
         self.node, self.path, self.layer, self.source = node, path, layer, source
 
-    @property
-    def where(self):
-        return self.path
-
 
 class _Fork:
     def __init__(self, join, path, body, shortcut):
