@@ -447,10 +447,10 @@ def test_shape_rules_match_the_constructors():
     for kind, config in examples.items():
         layer = mc.layers.LAYER_TYPES[kind](**config)
         built = {k: v.shape for k, v in {**layer.params, **layer.buffers}.items()}
-        assert io._layer_arrays(kind, layer.config()) == built, kind
+        assert io.specs._layer_arrays(kind, layer.config()) == built, kind
     no_bias = mc.Conv2d(3, 5, 1, bias=False)
-    assert io._layer_arrays("Conv2d", no_bias.config()) == {"W": (5, 3, 1, 1)} == {k: v.shape for k, v in no_bias.params.items()}
-    assert io._layer_arrays("Softplus", {}) is None
+    assert io.specs._layer_arrays("Conv2d", no_bias.config()) == {"W": (5, 3, 1, 1)} == {k: v.shape for k, v in no_bias.params.items()}
+    assert io.specs._layer_arrays("Softplus", {}) is None
 
 
 # ----------------------------------------------------------------------------
