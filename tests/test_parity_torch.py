@@ -488,7 +488,7 @@ def test_import_minicam_never_imports_torch():
     code = (
         "import importlib, pkgutil, sys, minicam\n"
         "TORCH_MODULES = {'minicam.interop.torch', 'minicam.interop._torch_base', 'minicam.interop.export', "
-        "'minicam.interop.importer'}\n"
+        "'minicam.interop.importer', 'minicam.interop.modules'}\n"
         "names = [m.name for m in pkgutil.walk_packages(minicam.__path__, 'minicam.') if m.name not in TORCH_MODULES]\n"
         "for name in names:\n"
         "    importlib.import_module(name)\n"
