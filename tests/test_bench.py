@@ -83,9 +83,9 @@ def one_torch_thread():
 
 def _tiny_cases(use_torch):
     # The case builders at sizes a test affords: ResNet-18 at width 1/16 on its smallest input, 16x16 images.
-    return [("resnet18", bench._resnet18_case(use_torch, size=32, width=1 / 16)),
-            ("scorecam32", bench._gap_case("scorecam32", 2, use_torch, size=16)),
-            ("smoothgrad", bench._gap_case("smoothgrad", 1, use_torch, size=16))]
+    return [("resnet18", bench.cases._resnet18_case(use_torch, size=32, width=1 / 16)),
+            ("scorecam32", bench.cases._gap_case("scorecam32", 2, use_torch, size=16)),
+            ("smoothgrad", bench.cases._gap_case("smoothgrad", 1, use_torch, size=16))]
 
 
 def _report(rows, torch_version):
@@ -152,8 +152,8 @@ def test_breakdown_takes_its_timers_off_the_layers_and_modules_again(one_torch_t
         return net(torch.tensor(x))
 
     with pytest.raises(RuntimeError, match="boom"):
-        bench._breakdown(lambda: mc.grad_cam(model, x, 0, layer="layer4"), model, theirs, net, repeat=2,
-                         stage=bench._stage)
+        bench.timing.breakdown(lambda: mc.grad_cam(model, x, 0, layer="layer4"), model, theirs, net, repeat=2,
+                         stage=bench.cases._stage)
     attrs = ("_forward", "_backward", "_backward_input")
     assert not any(a in vars(layer) for _, layer in model.named_layers() for a in attrs)
     assert not any("forward" in vars(m) for m in net.modules())
@@ -167,7 +167,7 @@ def test_run_prints_the_breakdown_and_builds_every_new_case():
     assert [r["case"] for r in report["results"][0]["rows"]] == ["smoothgrad"]
     # the full-size cases are built (not run: a test cannot afford ResNet-18 at 224 or 32 Score-CAMs)
     for name in ("resnet18", "scorecam1", "scorecam32"):
-        case = bench._build(name, use_torch=False)
+        case = bench.cases.build(name, use_torch=False)
         assert case.theirs is None and (case.breakdown is None) == (name == "scorecam32")
 
 
@@ -184,7 +184,7 @@ def test_torch_score_cam_reference_is_minicams_score_cam(one_torch_thread):
     cut = list(dict(net.named_children())).index("relu5") + 1
     for batch_size in (64, 8):  # 32 channels (of 2 images) per pass; 4 per pass
         ref = mc.score_cam(model, x, cls, batch_size=batch_size)
-        got = bench._torch_score_cam(torch, net[:cut], net[cut:], net, torch.tensor(x), torch.tensor(cls),
+        got = bench.cases._torch_score_cam(torch, net[:cut], net[cut:], net, torch.tensor(x), torch.tensor(cls),
                                      batch_size=batch_size).numpy()
         assert ref.max() > 0
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * ref.max())
