@@ -17,11 +17,14 @@ from collections import Counter
 
 import pytest
 
-torch = pytest.importorskip("torch")
-fx = pytest.importorskip("torch.fx")
+from parity_support import require
+
+torch = require("torch", "the torchvision-like definitions' tests")  # skips without torch, fails when CI is set
+fx = require("torch.fx", "the torchvision-like definitions' tests")
 F = torch.nn.functional
 
 import torchvision_like as tl  # noqa: E402  (needs torch)
+from torchvision_facts import PUBLISHED_MIN_SIZE, PUBLISHED_NUM_PARAMS  # noqa: E402
 
 try:
     import torchvision
@@ -30,30 +33,6 @@ except Exception:  # ImportError, or a CUDA wheel that fails on import
 
 NAMES = list(tl.BUILDERS)
 TINY = 1 / 16
-
-# Parameter counts of torchvision's models: the "num_params" of each model's
-# IMAGENET1K_V1 weights, listed on the torchvision docs page of the builder
-# (https://pytorch.org/vision/stable/models/generated/torchvision.models.<name>.html;
-# read there for alexnet, vgg16, resnet18, resnet34 and resnet50) and set in
-# torchvision/models/{alexnet,vgg,resnet}.py, ``<Name>_Weights.IMAGENET1K_V1.meta``
-# (read there for vgg11, vgg11_bn and vgg16_bn). Cross-check of the BatchNorm
-# variants: the difference is 2 affine parameters per conv channel,
-# vgg11_bn - vgg11 = 2 * (64 + 128 + 2*256 + 4*512) = 5504 and
-# vgg16_bn - vgg16 = 2 * (2*64 + 2*128 + 3*256 + 6*512) = 8448.
-PUBLISHED_NUM_PARAMS = {
-    "alexnet": 61_100_840,
-    "vgg11": 132_863_336,
-    "vgg11_bn": 132_868_840,
-    "vgg16": 138_357_544,
-    "vgg16_bn": 138_365_992,
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-}
-
-# Minimum input side ("min_size") on the same docs pages.
-PUBLISHED_MIN_SIZE = {"alexnet": 63, "vgg11": 32, "vgg11_bn": 32, "vgg16": 32, "vgg16_bn": 32,
-                      "resnet18": 1, "resnet34": 1, "resnet50": 1}
 
 # Per model: keys that must be there (with their shape, or None), keys that must
 # not, and the number of state-dict entries. Counts: conv/linear = 2 entries

@@ -29,24 +29,12 @@ from minicam.explain import last_feature_layer
 from minicam.interop.keys import load_torch_state_dict, torch_keys
 from minicam.losses import softmax_cross_entropy
 from minicam.zoo import imagenet
+from parity_support import require
+from torchvision_facts import PUBLISHED_MIN_SIZE as MIN_SIZE, PUBLISHED_NUM_PARAMS as NUM_PARAMS
 
 NAMES = ["alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50"]
 TINY = 1 / 16
 
-# torchvision's "num_params" (the docs page of each builder; see tests/test_torchvision_like.py).
-NUM_PARAMS = {
-    "alexnet": 61_100_840,
-    "vgg11": 132_863_336,
-    "vgg11_bn": 132_868_840,
-    "vgg16": 138_357_544,
-    "vgg16_bn": 138_365_992,
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-}
-# torchvision's "min_size".
-MIN_SIZE = {"alexnet": 63, "vgg11": 32, "vgg11_bn": 32, "vgg16": 32, "vgg16_bn": 32,
-            "resnet18": 1, "resnet34": 1, "resnet50": 1}
 # The default CAM layer and its shape for one 224x224 image.
 DEFAULT_LAYER = {
     "alexnet": ("features.11", (1, 256, 13, 13)),
@@ -449,7 +437,7 @@ def test_load_torch_state_dict_round_trip_and_errors():
 @pytest.fixture(scope="module")
 def tv():
     """``(torch, torchvision_like)``, or a skip without torch."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch", "the comparisons with the torch definitions")  # fails when CI is set
     import torchvision_like  # needs torch
 
     return torch, torchvision_like
