@@ -564,3 +564,10 @@ def test_from_torch_refuses_graphs_it_cannot_model_naming_the_node(forward, modu
         net.scale = nn.Parameter(torch.ones(1))
     with pytest.raises((ValueError, TypeError), match=message):
         bridge.from_torch(net)
+
+
+def test_a_numbered_call_that_clashes_with_a_module_name_is_refused():
+    # relu is called twice (relu1, relu2), and a module is already named relu1
+    net = _Net(lambda m, x: m.relu1(m.relu(m.relu(x))), relu=nn.ReLU(), relu1=nn.ReLU())
+    with pytest.raises(ValueError, match=r"names cannot all become minicam names.*duplicates \['relu1'\]"):
+        bridge.from_torch(net)

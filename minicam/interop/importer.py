@@ -398,12 +398,11 @@ def _convert(module, dtype, rng):
                         f"nn.Sequential(module)")
     graph = _Graph(module, numpy_dtype(dtype), as_generator(rng))
     mapping = {}
+    items = graph.chain()  # every layer converted, the graph's shape checked
     try:
-        model = Sequential(_group(graph.chain(), (), module, mapping))
-    except ValueError as err:
-        if "unique" in str(err) or "names" in str(err):
-            raise ValueError(f"the torch module's names cannot all become minicam names: {err}") from err
-        raise
+        model = Sequential(_group(items, (), module, mapping))
+    except ValueError as err:  # only the containers are built here: a clash of names
+        raise ValueError(f"the torch module's names cannot all become minicam names: {err}") from err
     return model, mapping
 
 
