@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from minicam import functional as F
+from minicam.functional import conv as conv_module
 
 CONV_GRID = [
     # (N, C, H, W, F, K, stride, padding)
@@ -210,3 +211,73 @@ def test_max_pool_without_padding_reads_x_itself(monkeypatch, rng):
     F.max_pool2d_forward(x, 2, 2)
     F.max_pool2d_forward(x, 3, 2, 1)
     assert seen == [True, False]
+
+
+# --- blocks of samples and wide rows (the layout of the fast path) -----------------------------
+
+
+@pytest.mark.parametrize("block_bytes", [1, 1 << 40], ids=["one-sample-blocks", "one-block"])
+@pytest.mark.parametrize("n,c,h,w,f,k,s,p", CONV_GRID)
+def test_conv_results_do_not_depend_on_the_block_size(n, c, h, w, f, k, s, p, block_bytes, rng, monkeypatch):
+    # The default block holds every sample of these small grids, so the tests above see one
+    # block; here every sample is its own block, or all are one, and the numbers must agree
+    # with the naive loops all the same (forward bit for bit: each sample is its own product).
+    x = rng.standard_normal((n + 2, c, h, w))
+    W = rng.standard_normal((f, c, k, k))
+    b = rng.standard_normal(f)
+    default_out, default_cols = F.conv2d_forward(x, W, b, s, p)
+    monkeypatch.setattr(conv_module, "BLOCK_BYTES", block_bytes)
+    out, cols = F.conv2d_forward(x, W, b, s, p)
+    np.testing.assert_array_equal(out, default_out)
+    np.testing.assert_array_equal(cols, default_cols)
+    infer_out, none = F.conv2d_forward(x, W, b, s, p, keep_cols=False)
+    assert none is None
+    np.testing.assert_array_equal(infer_out, default_out)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = F.conv2d_backward(dout, cols, x.shape, W, s, p)
+    for name, a, b_ in zip(("dx", "dW", "db"), (dx, dW, db), F.conv2d_backward_naive(dout, x, W, s, p)):
+        np.testing.assert_allclose(a, b_, **_tol(np.float64), err_msg=name)
+    np.testing.assert_allclose(F.conv2d_backward_input(dout, x.shape, W, s, p), dx, **_tol(np.float64))
+
+
+def test_a_batch_64_convolution_runs_in_several_blocks():
+    # The blocked path is the one the layers take at the benchmark's shapes (16 -> 32 ch, 16x16, float32):
+    # 144 * 256 * 4 bytes of unfolded input a sample, 14 samples a block.
+    blocks = conv_module._blocks(64, 16 * 9 * 16 * 16 * 4)
+    assert len(blocks) == 5
+    assert [b.stop - b.start for b in blocks] == [14, 14, 14, 14, 8]
+    assert conv_module._blocks(1, 10 ** 9) == [slice(0, 1)]  # one large image: one block, never zero samples
+
+
+@pytest.mark.parametrize("n,c,h,w,k,p", [(2, 3, 7, 5, 3, 1), (1, 2, 6, 9, 5, 2), (2, 1, 4, 4, 1, 0), (1, 2, 5, 3, 3, 0)])
+def test_fold_wide_is_fold_on_the_padded_width(n, c, h, w, k, p, rng):
+    # Column t = i*Wp + j of the wide layout is output (i, j); columns j >= W_out hold zeros.
+    h_out, w_out, wp = h + 2 * p - k + 1, w + 2 * p - k + 1, w + 2 * p
+    narrow = rng.standard_normal((n, c * k * k, h_out * w_out))
+    wide = np.zeros((n, c * k * k, h_out, wp))
+    wide[..., :w_out] = narrow.reshape(n, c * k * k, h_out, w_out)
+    wide = wide.reshape(n, c * k * k, h_out * wp)[..., : h_out * wp - (k - 1)]
+    np.testing.assert_allclose(F.fold_wide(wide, (n, c, h, w), k, p), F.fold(narrow, (n, c, h, w), k, 1, p),
+                               rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match=r"fold_wide: cols must have shape"):
+        F.fold_wide(narrow, (n, c, h, w), k, p) if w_out != wp else F.fold_wide(wide[..., :-1], (n, c, h, w), k, p)
+
+
+def test_fold_wide_hand_example():
+    # One channel, 2x2 image, 2x2 kernel, padding 0: one output (H_out = W_out = 1), Wp = 2,
+    # L = 1*2 - 1 = 1 column. Offset (p, q) of the only window lands on pixel (p, q).
+    cols = np.array([[[1.0], [2.0], [3.0], [4.0]]])  # rows (p, q) = (0,0), (0,1), (1,0), (1,1)
+    np.testing.assert_array_equal(F.fold_wide(cols, (1, 1, 2, 2), 2, 0), [[[[1.0, 2.0], [3.0, 4.0]]]])
+
+
+def test_unfold_into_out(rng):
+    x = rng.standard_normal((2, 3, 5, 4))
+    out = np.empty((2, 27, 5 * 4))
+    assert F.unfold(x, 3, 1, 1, out=out) is out
+    np.testing.assert_array_equal(out, F.unfold(x, 3, 1, 1))
+    with pytest.raises(ValueError, match=r"unfold: out must be a C-contiguous float64 array of shape \(2, 27, 20\), got float32"):
+        F.unfold(x, 3, 1, 1, out=out.astype(np.float32))
+    with pytest.raises(ValueError, match=r"got float64 \(2, 27, 19\)"):
+        F.unfold(x, 3, 1, 1, out=np.empty((2, 27, 19)))
+    with pytest.raises(ValueError, match=r"not C-contiguous"):
+        F.unfold(x, 3, 1, 1, out=np.empty((2, 20, 27)).transpose(0, 2, 1))

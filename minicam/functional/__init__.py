@@ -13,7 +13,9 @@ to rounding error, and that both agree with finite differences.
 How the fast kernels spend their time (see ``benchmarks/README.md``): a
 convolution is one BLAS matrix product per direction over the unfolded input
 (:func:`unfold`), whose copies and adds are whole strided slabs, one per
-kernel offset (never one per output position); pooling works on the
+kernel offset (never one per output position), done a cache-sized block of
+samples at a time (``conv.BLOCK_BYTES``); for stride 1 the gradient of the
+input is folded over "wide rows" (:func:`fold_wide`); pooling works on the
 ``KH*KW`` strided views of ``x`` (one per offset inside the window), so no
 window is ever copied. Nothing here writes into its arguments, and every
 result keeps the dtype of its input.
@@ -37,6 +39,7 @@ from .conv import (
     conv2d_forward,
     conv2d_forward_naive,
     fold,
+    fold_wide,
     im2col,
     unfold,
 )
@@ -71,6 +74,7 @@ __all__ = [
     "col2im",
     "unfold",
     "fold",
+    "fold_wide",
     "conv2d_forward_naive",
     "conv2d_backward_naive",
     "conv2d_forward",

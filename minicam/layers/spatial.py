@@ -117,8 +117,9 @@ class Conv2d(Layer):
     def _infer(self, x):
         self.output_shape(x.shape)
         b = self.params["b"].astype(x.dtype, copy=False) if self.bias else None
-        out, _ = F.conv2d_forward(x, self.params["W"].astype(x.dtype, copy=False), b, self.stride, self.padding)
-        self._cache = None  # the unfolded input is dropped at once
+        out, _ = F.conv2d_forward(x, self.params["W"].astype(x.dtype, copy=False), b, self.stride, self.padding,
+                                  keep_cols=False)
+        self._cache = None  # no unfolded input is kept
         return out
 
     def _backward_input(self, dout):
