@@ -8,6 +8,7 @@ from explain_nets import embedding_net, fc_net, gap_net, head, images
 import minicam as mc
 from minicam import gradcheck as gc
 from minicam.explain import layer_gradients
+from minicam.explain.targets import evaluate_stacked, evaluate_target
 
 CLASSES = [0, 3, 4]
 
@@ -396,3 +397,78 @@ def test_class_score_checks_its_own_range(class_idx, score):
     target = mc.explain.ClassScore(class_idx, score)
     with pytest.raises(ValueError, match=r"class_idx must be in \[0, 4\) for a model with 4 outputs"):
         target(np.zeros((2, 4)))
+
+
+# -- many perturbed copies of a batch at once (Score-CAM, occlusion) ---------------------------
+
+
+def _per_copy(target, scores):
+    return np.stack([evaluate_target(target, s)[0] for s in scores])
+
+
+@pytest.mark.parametrize("score", ["logit", "softmax", "log_softmax"])
+@pytest.mark.parametrize("class_idx", [2, np.array([0, 3, 1])], ids=["one-class", "per-sample"])
+def test_stacked_class_scores_are_the_scores_of_each_copy(class_idx, score, rng):
+    scores = rng.standard_normal((5, 3, 4))  # 5 copies of a 3-sample batch, 4 classes
+    target = mc.explain.ClassScore(class_idx, score)
+    stacked = evaluate_stacked(target, scores)
+    assert stacked.shape == (5, 3)
+    np.testing.assert_allclose(stacked, _per_copy(target, scores), rtol=1e-15, atol=1e-15)
+    # and they are the numbers of the definition: row p, sample n -> its class's score in copy p
+    idx = np.broadcast_to(class_idx, (3,))
+    logp = scores - np.log(np.exp(scores).sum(axis=2, keepdims=True))
+    expected = {"logit": scores, "softmax": np.exp(logp), "log_softmax": logp}[score][:, np.arange(3), idx]
+    np.testing.assert_allclose(stacked, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("per_sample", [False, True], ids=["one-reference", "per-sample"])
+def test_stacked_similarities_are_the_similarities_of_each_copy(per_sample, rng):
+    scores = rng.standard_normal((4, 2, 6))
+    target = mc.similarity_target(rng.standard_normal((2, 6) if per_sample else 6))
+    np.testing.assert_allclose(evaluate_stacked(target, scores), _per_copy(target, scores), rtol=1e-14, atol=1e-15)
+
+
+def test_stacked_other_targets_are_called_once_per_copy(rng):
+    calls = []
+
+    def margin(scores):
+        calls.append(scores.shape)
+        d = np.zeros_like(scores)
+        d[:, 3], d[:, 0] = 1.0, -1.0
+        return scores[:, 3] - scores[:, 0], d
+
+    class Doubled(mc.explain.ClassScore):  # a subclass may compute something else: it is not rewritten
+        def __call__(self, scores):
+            value, d = super().__call__(scores)
+            return 2 * value, 2 * d
+
+    scores = rng.standard_normal((3, 2, 4))
+    np.testing.assert_array_equal(evaluate_stacked(margin, scores), scores[:, :, 3] - scores[:, :, 0])
+    assert calls == [(2, 4)] * 3  # defined for N = 2 rows, so called with 2 rows, 3 times
+    np.testing.assert_allclose(evaluate_stacked(Doubled(1), scores), 2 * scores[:, :, 1], rtol=1e-15)
+
+
+def test_stacked_evaluation_keeps_the_targets_own_errors(rng):
+    scores = rng.standard_normal((3, 2, 4))
+    with pytest.raises(ValueError, match=r"class target holds 3 classes, the batch has 2 samples"):
+        evaluate_stacked(mc.explain.ClassScore(np.array([0, 1, 2])), scores)
+    with pytest.raises(ValueError, match=r"reference holds 3 embeddings, the batch has 2"):
+        evaluate_stacked(mc.similarity_target(rng.standard_normal((3, 4))), scores)
+    with pytest.raises(ValueError, match=r"class_idx must be in \[0, 4\)"):
+        evaluate_stacked(mc.explain.ClassScore(np.array([0, 5])), scores)
+
+
+@pytest.mark.parametrize("method", ["score_cam", "occlusion"])
+def test_perturbation_methods_agree_with_a_custom_target_of_the_same_score(method):
+    # A custom callable goes the one-copy-at-a-time way, a class index the stacked way: same maps.
+    model, x = gap_net(0), images()
+
+    def logit_1(scores):
+        d = np.zeros_like(scores)
+        d[:, 1] = 1.0
+        return scores[:, 1].copy(), d
+
+    run = {"score_cam": lambda **kw: mc.score_cam(model, x, score="logit", **kw) if "class_idx" in kw
+           else mc.score_cam(model, x, **kw),
+           "occlusion": lambda **kw: mc.occlusion(model, x, window=4, stride=4, **kw)}[method]
+    np.testing.assert_allclose(run(class_idx=1), run(target=logit_1), rtol=1e-12, atol=1e-14)

@@ -18,7 +18,7 @@ from ._core import (
 )
 from .cams import combine
 from .postprocess import normalize, relu as relu_map, upsample
-from .targets import evaluate_target
+from .targets import evaluate_stacked, evaluate_target
 
 __all__ = ["score_cam", "eigen_cam"]
 
@@ -83,9 +83,7 @@ def score_cam(model, x, class_idx=None, layer=None, relu=True, score="softmax", 
             m = masks[:, k0 : k0 + chunk].transpose(1, 0, 2, 3)[:, :, None]  # (kc, N, 1, H, W)
             kc = m.shape[0]
             out = model.forward((x[None] * m).reshape(kc * n, *x.shape[1:]), cache=False)
-            out = out.reshape(kc, n, *out.shape[1:])
-            for j in range(kc):
-                weights[:, k0 + j] = evaluate_target(tgt, out[j])[0] - base
+            weights[:, k0 : k0 + kc] = (evaluate_stacked(tgt, out.reshape(kc, n, *out.shape[1:])) - base).T
     maps = combine(weights, A)
     if relu:
         maps = relu_map(maps)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._validate import check_float, check_float_array, check_int, check_pair
 from ._core import check_input, check_target_args, forward_target, untouched
-from .targets import evaluate_target
+from .targets import evaluate_stacked
 
 __all__ = ["occlusion"]
 
@@ -98,9 +98,8 @@ def occlusion(model, x, class_idx=None, window=3, stride=1, baseline=0.0, score=
             for p, (r, c) in enumerate(part):
                 batch[p, :, :, r : r + kh, c : c + kw] = filled[:, :, r : r + kh, c : c + kw]
             out = model.forward(batch.reshape(len(part) * n, *x.shape[1:]), cache=False)
-            out = out.reshape(len(part), n, *out.shape[1:])
+            drops = value - evaluate_stacked(tgt, out.reshape(len(part), n, *out.shape[1:]))  # (P, N)
             for p, (r, c) in enumerate(part):
-                drop = value - evaluate_target(tgt, out[p])[0]
-                total[:, r : r + kh, c : c + kw] += drop[:, None, None]
+                total[:, r : r + kh, c : c + kw] += drops[p][:, None, None]
                 count[r : r + kh, c : c + kw] += 1
     return total / count

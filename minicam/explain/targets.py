@@ -19,7 +19,15 @@ import numpy as np
 from .._validate import check_float_array, check_float_dtype
 from ..losses import log_softmax
 
-__all__ = ["SCORES", "ClassScore", "CosineSimilarity", "class_target", "similarity_target", "evaluate_target"]
+__all__ = [
+    "SCORES",
+    "ClassScore",
+    "CosineSimilarity",
+    "class_target",
+    "similarity_target",
+    "evaluate_target",
+    "evaluate_stacked",
+]
 
 SCORES = ("logit", "softmax", "log_softmax")
 
@@ -213,3 +221,55 @@ def evaluate_target(target, scores):
     if not np.all(np.isfinite(value)):
         raise ValueError("target returned a NaN or infinite value")
     return value, dscores
+
+
+def _for_copies(target, copies, n):
+    """The target that treats ``copies`` stacked copies of an ``n``-sample batch as ``target`` treats one, or None.
+
+    Only the two built-in targets are rewritten (their exact types: a subclass
+    may compute something else); their per-sample data (classes, reference
+    embeddings) is repeated once per copy. ``None`` also when that data does
+    not fit ``n`` samples, so that the per-copy call raises its own error.
+    """
+    if type(target) is ClassScore:
+        if np.ndim(target.class_idx) == 0:
+            return target
+        return ClassScore(np.tile(target.class_idx, copies), target.score) if target.class_idx.shape == (n,) else None
+    if type(target) is CosineSimilarity:
+        ref = target.reference
+        if ref.ndim == 1:
+            return target
+        return CosineSimilarity(np.tile(ref, (copies, 1))) if ref.shape[0] == n else None
+    return None
+
+
+def evaluate_stacked(target, scores):
+    """The explained value of every sample of ``P`` perturbed copies of a batch, at once.
+
+    Parameters
+    ----------
+    target : callable
+        A target for batches of ``N`` samples (as :func:`evaluate_target`).
+    scores : ndarray, shape (P, N, ...)
+        The model's output for ``P`` copies of the batch run as one pass,
+        copy-major (row ``p * N + n`` of the pass is sample ``n`` of copy ``p``).
+
+    Returns
+    -------
+    ndarray, shape (P, N)
+        ``evaluate_target(target, scores[p])[0]`` in row ``p``.
+
+    Notes
+    -----
+    Score-CAM and occlusion score 64 perturbed images per pass; one call per
+    copy cost about as much as a convolution of the network on one image. A
+    :class:`ClassScore` or :class:`CosineSimilarity` is evaluated once on all
+    ``P * N`` rows, with its classes or reference embeddings repeated for
+    every copy (the same formula row by row, so the same numbers); any other
+    callable is defined for ``N`` rows, and is called once per copy.
+    """
+    p, n = scores.shape[:2]
+    whole = _for_copies(target, p, n)
+    if whole is None:
+        return np.stack([evaluate_target(target, scores[i])[0] for i in range(p)])
+    return evaluate_target(whole, scores.reshape(p * n, *scores.shape[2:]))[0].reshape(p, n)

@@ -282,8 +282,8 @@ def conv2d_forward(x, W, b, stride=1, padding=0, keep_cols=True):
     for blk in _blocks(n, c * k * k * h_out * w_out * x.itemsize):
         block = unfold(x[blk], k, stride, padding, out=None if cols is None else cols[blk])
         np.matmul(W_mat, block, out=out[blk])  # (n_blk, F, Ho*Wo)
-    if b is not None:
-        out += b[:, None]
+        if b is not None:
+            out[blk] += b[:, None]  # while the block's output is in cache
     return out.reshape(n, f, h_out, w_out), cols
 
 
