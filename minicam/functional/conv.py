@@ -318,7 +318,7 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0):
     dout_mat = dout.reshape(n, f, -1)  # (N, F, Ho*Wo)
     dW_t = np.zeros((cols.shape[1], f), dtype=np.result_type(cols, dout))  # (C*KH*KW, F)
     dx = np.empty(x_shape, dtype=np.result_type(W, dout))
-    for blk in _blocks(n, cols[0].nbytes):
+    for blk in _blocks(n, cols.shape[1] * cols.shape[2] * cols.itemsize):
         dW_t += np.matmul(cols[blk], dout_mat[blk].transpose(0, 2, 1)).sum(axis=0)
         dx[blk] = _fold_product(dout_mat[blk], x_shape, W, stride, padding)
     db = np.einsum("nfp->f", dout_mat)
