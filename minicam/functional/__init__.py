@@ -17,8 +17,9 @@ kernel offset (never one per output position), done a cache-sized block of
 samples at a time (``conv.BLOCK_BYTES``); for stride 1 the gradient of the
 input is folded over "wide rows" (:func:`fold_wide`); pooling works on the
 ``KH*KW`` strided views of ``x`` (one per offset inside the window), so no
-window is ever copied. Nothing here writes into its arguments, and every
-result keeps the dtype of its input.
+window is ever copied. Nothing here writes into its arguments (but for an
+``out=`` array passed for that purpose), and every result keeps the dtype of
+its input.
 
 Conventions (see ``minicam.__init__``): arrays are NCHW, convolution is
 cross-correlation (no kernel flip) with zero padding, pooling uses floor
