@@ -23,6 +23,18 @@ class StateError(RuntimeError, ValueError):
     """
 
 
+def check_batch(x, name="x"):
+    """Refuse an input without a batch axis or with no sample in it (N >= 1).
+
+    An empty batch would run through most layers and then fail inside a
+    backward with a reshape error, or give a NaN mean: a bug upstream (an
+    empty split, a bad slice) that should be named where it enters.
+    """
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+    return x
+
+
 def check_float_array(x, name, ndim=None, finite=True):
     """Return ``x`` if it is a floating-point ndarray of the right rank.
 

@@ -200,6 +200,9 @@ row("Conv2d.forward: complex x", lambda: CONV.forward(X.astype(complex)), TypeEr
 row("Conv2d.backward: dout of the wrong shape", lambda: CONV.backward(np.zeros((2, 4, 8, 5))), ValueError,
     r"dout must have the shape of Conv2d's last output \(2, 4, 8, 6\), got \(2, 4, 8, 5\)")
 row("Conv2d.backward: NaN dout", lambda: CONV.backward(np.full((2, 4, 8, 6), np.nan)), ValueError, r"dout contains NaN")
+row("Conv2d.forward: empty batch", lambda: CONV.forward(X[:0]), ValueError, r"x must be a batch \(N, \.\.\.\) with N >= 1, got shape \(0, 3, 10, 8\)")
+row("ReLU.forward: 0-d", lambda: mc.ReLU().forward(np.zeros(())), ValueError, r"x must be a batch .*N >= 1, got shape \(\)")
+row("Sequential.forward: empty batch", lambda: MODEL.forward(X[:0]), ValueError, r"x must be a batch .*N >= 1, got shape \(0, 3, 10, 8\)")
 row("Conv2d.backward before forward", lambda: mc.Conv2d(3, 4, 3, rng=0).backward(np.zeros((2, 4, 8, 6))), mc.StateError,
     r"Conv2d.backward called before forward")
 row("Linear: out_features=-1", lambda: mc.Linear(3, -1), ValueError, r"out_features must be >= 1, got -1")

@@ -4,6 +4,7 @@ import numpy as np
 
 from .._validate import (
     StateError,
+    check_batch,
     check_float_array,
 )
 
@@ -40,7 +41,7 @@ class Layer:
     @validates_then_computes
     def forward(self, x):
         """Check ``x`` (finite float ndarray of rank :attr:`input_ndim`), then compute :meth:`_forward`."""
-        check_float_array(x, "x", ndim=self.input_ndim)
+        check_batch(check_float_array(x, "x", ndim=self.input_ndim))
         return self._forward(x)
 
     @validates_then_computes

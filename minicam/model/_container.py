@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from .._validate import StateError, check_float_array
+from .._validate import StateError, check_batch, check_float_array
 from ..layers.activations import RELU_MODES, ReLU
 from ..layers.base import Layer, calls_unchecked
 
@@ -264,7 +264,7 @@ class _Container:
         ndarray
             The last node's output (the class scores, (N, M), for a classifier).
         """
-        check_float_array(x, "x")
+        check_batch(check_float_array(x, "x"))
         if isinstance(cache, str):
             self._lookup(cache, "cache")
         elif not isinstance(cache, bool):
