@@ -4,7 +4,6 @@ really mark the drawn objects."""
 import numpy as np
 import pytest
 
-from minicam import datasets
 from minicam._resources import bundled_file
 from minicam.datasets import digits as digits_module
 from minicam.datasets import synthetic as shapes_module

@@ -206,7 +206,6 @@ def test_grad_cam_plus_plus_matches_the_general_formula(make, layer):
     c = 2
     A, dA = layer_gradients(model, x, c, layer=layer)
     f = head(model, layer)
-    eS = np.exp(f(A)[0, c])
     _, wpp = mc.grad_cam_plus_plus(model, x, c, layer=layer, return_weights=True)
     checked = 0
     general = np.zeros(A.shape[1])
