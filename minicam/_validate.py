@@ -23,14 +23,17 @@ class StateError(RuntimeError, ValueError):
     """
 
 
-def check_batch(x, name="x"):
+def check_batch(x, name="x", min_ndim=1):
     """Refuse an input without a batch axis or with no sample in it (N >= 1).
+
+    ``min_ndim=2`` also refuses a 1-D array, whose only axis would be taken
+    for the batch (the explanations need samples with features).
 
     An empty batch would run through most layers and then fail inside a
     backward with a reshape error, or give a NaN mean: a bug upstream (an
     empty split, a bad slice) that should be named where it enters.
     """
-    if x.ndim == 0 or x.shape[0] == 0:
+    if x.ndim < max(1, min_ndim) or x.shape[0] == 0:
         raise ValueError(f"{name} must be a batch (N, ...) with N >= 1, got shape {x.shape}")
     return x
 

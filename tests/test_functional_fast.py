@@ -264,10 +264,16 @@ def test_fold_wide_is_fold_on_the_padded_width(n, c, h, w, k, p, rng):
 
 
 def test_fold_wide_hand_example():
-    # One channel, 2x2 image, 2x2 kernel, padding 0: one output (H_out = W_out = 1), Wp = 2,
-    # L = 1*2 - 1 = 1 column. Offset (p, q) of the only window lands on pixel (p, q).
-    cols = np.array([[[1.0], [2.0], [3.0], [4.0]]])  # rows (p, q) = (0,0), (0,1), (1,0), (1,1)
-    np.testing.assert_array_equal(F.fold_wide(cols, (1, 1, 2, 2), 2, 0), [[[[1.0, 2.0], [3.0, 4.0]]]])
+    # One channel, 3x3 image, 2x2 kernel, padding 0: a 2x2 output, Wp = 3, L = 2*3 - 1 = 5 columns,
+    # t = 0, 1 (row 0), t = 2 (j = 2: no window, a wrap onto the next row), t = 3, 4 (row 1).
+    # Ones in every window's every offset and a zero in the wrap column: each pixel receives the
+    # number of windows that cover it, the classic overlap count.
+    cols = np.ones((1, 4, 5))
+    cols[:, :, 2] = 0.0
+    np.testing.assert_array_equal(F.fold_wide(cols, (1, 1, 3, 3), 2, 0), [[[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]])
+    # A nonzero wrap column would land on real pixels: that is why it must hold zeros.
+    cols[:, :, 2] = 1.0
+    assert F.fold_wide(cols, (1, 1, 3, 3), 2, 0).sum() > 16
 
 
 def test_unfold_into_out(rng):

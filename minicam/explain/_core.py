@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_float_array, check_float_dtype
+from .._validate import check_batch, check_float_array, check_float_dtype
 from ..layers import AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d
 from ..model import Residual, Sequential
 from .targets import SCORES, ClassScore, evaluate_target
@@ -87,8 +87,7 @@ def check_input(model, x, image=False):
     require_sequential(model)
     check_float_array(x, "x", ndim=4 if image else None)
     check_float_dtype(x.dtype, "x's dtype")  # float16 / longdouble: not a precision the layers are checked in
-    if x.ndim < 2 or x.shape[0] < 1:
-        raise ValueError(f"x must be a batch (N, ...) with N >= 1, got shape {x.shape}")
+    check_batch(x, min_ndim=2)
     try:
         return model.output_shapes(x.shape)
     except ValueError as err:
